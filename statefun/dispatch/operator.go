@@ -1,0 +1,382 @@
+package dispatch
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/statefun-go/statefun/dataflow"
+	"github.com/statefun-go/statefun/dataflow/state"
+	"github.com/statefun-go/statefun/statefun"
+	"github.com/statefun-go/statefun/statefun/dispatch/delay"
+	"github.com/statefun-go/statefun/statefun/envelope"
+	"github.com/statefun-go/statefun/statefun/feedback"
+)
+
+// Config is shared by every function subtask of a job. Read-only once the
+// job runs.
+type Config struct {
+	Registry *Registry
+	// Egresses maps "namespace/name" of an egress to the output port of
+	// the function vertex that leads to its sink (port 0 is the feedback
+	// shuffle).
+	Egresses   map[string]int
+	Quiescence *Quiescence
+	Broker     *Broker
+	// FeedbackMemoryBytes is the feedback queue's memory budget before it
+	// spills (default 32 MiB, statefun.feedback.memory.size).
+	FeedbackMemoryBytes int64
+	// StateCacheBytes and StateWriteBackBytes size the state store
+	// (defaults of package state when 0).
+	StateCacheBytes, StateWriteBackBytes int64
+	// LocalQueueLimit pauses router input while the local FIFO holds more
+	// messages (default 4096).
+	LocalQueueLimit int
+	// StepBudget bounds the invocations of one mailbox step, so timers and
+	// the feedback queue are served while a local cycle runs (default 8192).
+	StepBudget int
+}
+
+func (c *Config) ensureDefaults() {
+	if c.FeedbackMemoryBytes <= 0 {
+		c.FeedbackMemoryBytes = 32 << 20
+	}
+	if c.LocalQueueLimit <= 0 {
+		c.LocalQueueLimit = 4096
+	}
+	if c.StepBudget <= 0 {
+		c.StepBudget = 8192
+	}
+}
+
+// Broker connects each feedback tail to the queue of its co-located head
+// (upstream's FeedbackChannelBroker, but per job, not process-wide).
+type Broker struct {
+	mu     sync.Mutex
+	queues []*feedback.Queue
+}
+
+// NewBroker returns a broker for n subtasks.
+func NewBroker(n int) *Broker { return &Broker{queues: make([]*feedback.Queue, n)} }
+
+func (b *Broker) set(i int, q *feedback.Queue) {
+	b.mu.Lock()
+	b.queues[i] = q
+	b.mu.Unlock()
+}
+
+func (b *Broker) get(i int) *feedback.Queue {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.queues[i]
+}
+
+// errStepBudget stops a feedback drain when the step has done enough work.
+var errStepBudget = errors.New("dispatch: step budget reached")
+
+// Operator is the function operator of one subtask (feedback head +
+// dispatcher).
+type Operator struct {
+	cfg     *Config
+	subtask int
+	ctx     dataflow.Context
+	maxP    int
+	owned   dataflow.KeyGroupRange
+
+	store  *state.Store
+	delays *delay.Buffer
+	fbq    *feedback.Queue
+
+	fifo fifo
+
+	// nextTimer is the earliest timer already scheduled with the runtime
+	// (0: none), so each deadline is scheduled once.
+	nextTimer int64
+
+	// Quiescence accounting of the current step (see package doc).
+	created, processed int64
+	inputEnded         bool
+
+	fnCache map[FunctionType]*embedded
+	ic      invocation
+
+	onFeedback func()
+
+	// Invocations counts messages processed (for metrics).
+	Invocations int64
+}
+
+// NewOperator returns the function operator of subtask i.
+func NewOperator(cfg *Config, i int) *Operator {
+	cfg.ensureDefaults()
+	return &Operator{cfg: cfg, subtask: i, delays: delay.NewBuffer(), fnCache: map[FunctionType]*embedded{}}
+}
+
+// Open implements dataflow.Operator.
+func (o *Operator) Open(ctx dataflow.Context) error {
+	o.ctx = ctx
+	o.maxP = ctx.MaxParallelism()
+	o.owned = ctx.KeyGroups()
+	st, err := state.Open(state.Options{
+		Dir:            filepath.Join(ctx.StateDir(), "state"),
+		CacheBytes:     o.cfg.StateCacheBytes,
+		WriteBackBytes: o.cfg.StateWriteBackBytes,
+		Now:            func() int64 { return ctx.Clock().Now().UnixNano() },
+	})
+	if err != nil {
+		return fmt.Errorf("open state: %w", err)
+	}
+	o.store = st
+	o.onFeedback = o.drainFeedback
+	o.fbq = feedback.NewQueue(feedback.Options{
+		MemoryBytes: o.cfg.FeedbackMemoryBytes,
+		SpillDir:    filepath.Join(ctx.StateDir(), "feedback"),
+		Notify:      func() { ctx.Post(o.onFeedback) },
+	})
+	o.cfg.Broker.set(o.subtask, o.fbq)
+	o.ic.op = o
+	return nil
+}
+
+// ProcessRecord implements dataflow.Operator: a message from the router.
+func (o *Operator) ProcessRecord(_ int, r dataflow.Record) error {
+	o.fifo.push(r.Value.(*envelope.Envelope))
+	return nil
+}
+
+// Paused implements dataflow.Pauser: router input waits while local work is
+// queued.
+func (o *Operator) Paused() bool { return o.fifo.len() >= o.cfg.LocalQueueLimit }
+
+// EndOfStep implements dataflow.Flusher: run the local FIFO within the step
+// budget, then publish the step's quiescence delta.
+func (o *Operator) EndOfStep() error {
+	if err := o.runLocal(); err != nil {
+		return err
+	}
+	o.publish()
+	return nil
+}
+
+func (o *Operator) runLocal() error {
+	for n := 0; n < o.cfg.StepBudget; n++ {
+		e, ok := o.fifo.pop()
+		if !ok {
+			return nil
+		}
+		if err := o.invoke(e); err != nil {
+			return err
+		}
+		o.Invocations++
+	}
+	if o.fifo.len() > 0 {
+		// Yield to the mailbox (timers, feedback), then continue.
+		o.ctx.Post(func() {})
+	}
+	return nil
+}
+
+// publish hands the step's quiescence delta to the job. Created messages
+// that are still private to this subtask (local FIFO, delay buffer) are
+// published together with the decrements: they cannot be processed by
+// anyone else before this call.
+func (o *Operator) publish() {
+	if d := o.created - o.processed; d != 0 {
+		o.cfg.Quiescence.add(d)
+	}
+	o.created, o.processed = 0, 0
+}
+
+// EndInput implements dataflow.InputEnder: the routers are done.
+func (o *Operator) EndInput(int) error {
+	if err := o.runLocal(); err != nil {
+		return err
+	}
+	o.publish()
+	o.inputEnded = true
+	o.cfg.Quiescence.inputEnded()
+	return nil
+}
+
+// Drain implements dataflow.Finisher: the subtask ends only when the whole
+// job is quiescent (Finish is posted by the Quiescence callback).
+func (o *Operator) Drain() (bool, error) { return false, nil }
+
+// Quiesced is called on the subtask goroutine once the job is quiescent.
+func (o *Operator) Quiesced() {
+	if o.fifo.len() != 0 || o.delays.Len() != 0 {
+		o.ctx.Fail(fmt.Errorf("dispatch: quiescence reported with %d queued and %d delayed messages (bug)", o.fifo.len(), o.delays.Len()))
+		return
+	}
+	o.ctx.Finish()
+}
+
+func (o *Operator) drainFeedback() {
+	budget := o.cfg.StepBudget
+	err := o.fbq.Drain(func(it feedback.Item) error {
+		if !it.IsMarker {
+			o.fifo.push(it.Envelope)
+		}
+		budget--
+		if budget <= 0 {
+			return errStepBudget
+		}
+		return nil
+	})
+	if errors.Is(err, errStepBudget) {
+		if o.fbq.Len() > 0 {
+			o.ctx.Post(o.onFeedback)
+		}
+		return
+	}
+	if err != nil {
+		o.ctx.Fail(fmt.Errorf("feedback queue: %w", err))
+	}
+}
+
+// OnTimer implements dataflow.TimerHandler: deliver due delayed messages.
+func (o *Operator) OnTimer(now time.Time) error {
+	nowMs := now.UnixMilli()
+	o.nextTimer = 0
+	var rerr error
+	o.delays.PopDue(nowMs, func(e *envelope.Envelope) {
+		// A delayed message stays counted as live: it becomes a queued
+		// message, so no quiescence change.
+		o.created--
+		if err := o.route(e); err != nil && rerr == nil {
+			rerr = err
+		}
+	})
+	o.scheduleNext()
+	return rerr
+}
+
+func (o *Operator) scheduleNext() {
+	next, ok := o.delays.NextDeadline()
+	if !ok {
+		return
+	}
+	if o.nextTimer != 0 && o.nextTimer <= next {
+		return
+	}
+	o.nextTimer = next
+	o.ctx.ScheduleTimer(time.UnixMilli(next))
+}
+
+// route delivers a function-created message: local FIFO or the shuffle to
+// the owning subtask's feedback tail.
+func (o *Operator) route(e *envelope.Envelope) error {
+	kg := dataflow.KeyGroupFor(e.Target.ID, o.maxP)
+	o.created++
+	if o.owned.Contains(kg) {
+		o.fifo.push(e)
+		return nil
+	}
+	// Publish before the message can be processed elsewhere.
+	o.cfg.Quiescence.add(1)
+	o.created--
+	return o.ctx.Output().Emit(0, dataflow.Record{KeyGroup: kg, Value: e})
+}
+
+// Close implements dataflow.Operator.
+func (o *Operator) Close() error {
+	var errs []error
+	if o.fbq != nil {
+		errs = append(errs, o.fbq.Close())
+	}
+	if o.store != nil {
+		errs = append(errs, o.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Store exposes the subtask's state store (for tests and tools).
+func (o *Operator) Store() *state.Store { return o.store }
+
+// invoke runs the function of e.Target with e.
+func (o *Operator) invoke(e *envelope.Envelope) (err error) {
+	if e.HasCaller {
+		// Only function-created messages are counted (router messages
+		// have no caller).
+		o.processed++
+	}
+	ft := FunctionType{e.Target.Namespace, e.Target.Type}
+	fn := o.fnCache[ft]
+	if fn == nil {
+		fn = o.cfg.Registry.embedded[ft]
+		if fn == nil {
+			if o.cfg.Registry.Known(ft) {
+				return fmt.Errorf("message to %s: remote functions are not supported by this build yet", e.Target)
+			}
+			return fmt.Errorf("message to %s: no function is bound to type %s%s", e.Target, ft, callerSuffix(e))
+		}
+		o.fnCache[ft] = fn
+	}
+	ic := &o.ic
+	ic.reset(fn, e)
+	if len(fn.afterCall) > 0 {
+		if err := ic.touchAfterCall(); err != nil {
+			return err
+		}
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("function %s panicked: %v", e.Target, r)
+		}
+		ic.done()
+	}()
+	if ferr := fn.fn.Invoke(ic, statefun.MessageFromTypedValue(&ic.self, e.Typename, e.Value)); ferr != nil {
+		return fmt.Errorf("function %s failed: %w", e.Target, ferr)
+	}
+	return ic.err
+}
+
+func callerSuffix(e *envelope.Envelope) string {
+	if e.HasCaller {
+		return " (sent by " + e.Caller.String() + ")"
+	}
+	return " (from an ingress)"
+}
+
+// fifo is an unbounded ring of envelopes (bounded in practice by
+// LocalQueueLimit for router input, and by StepBudget per step for
+// function output).
+type fifo struct {
+	buf        []*envelope.Envelope
+	head, size int
+}
+
+func (f *fifo) len() int { return f.size }
+
+func (f *fifo) push(e *envelope.Envelope) {
+	if f.size == len(f.buf) {
+		n := len(f.buf) * 2
+		if n == 0 {
+			n = 1024
+		}
+		nb := make([]*envelope.Envelope, n)
+		for i := 0; i < f.size; i++ {
+			nb[i] = f.buf[(f.head+i)%len(f.buf)]
+		}
+		f.buf, f.head = nb, 0
+	}
+	f.buf[(f.head+f.size)%len(f.buf)] = e
+	f.size++
+}
+
+func (f *fifo) pop() (*envelope.Envelope, bool) {
+	if f.size == 0 {
+		return nil, false
+	}
+	e := f.buf[f.head]
+	f.buf[f.head] = nil
+	f.head = (f.head + 1) % len(f.buf)
+	f.size--
+	return e, true
+}
+
+// PostQuiesced asks the subtask (from any goroutine) to finish because the
+// job is quiescent.
+func (o *Operator) PostQuiesced() { o.ctx.Post(o.Quiesced) }
