@@ -188,7 +188,7 @@ loop:
 	if runErr != nil {
 		return sum, runErr
 	}
-	log.Info("job finished", "summary", sum.String())
+	log.Info("job finished")
 	return sum, nil
 }
 
