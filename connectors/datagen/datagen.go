@@ -10,7 +10,6 @@ package datagen
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -53,7 +52,6 @@ type Source struct {
 	stride  int64
 	start   time.Time
 	emitted int64
-	rng     *rand.Rand
 	keys    []string // precomputed key strings
 }
 
@@ -69,7 +67,6 @@ func (s *Source) Open(ctx dataflow.Context) error {
 	s.next = int64(ctx.SubtaskIndex())
 	s.stride = int64(ctx.Parallelism())
 	s.start = ctx.Clock().Now()
-	s.rng = rand.New(rand.NewPCG(uint64(s.cfg.Seed), uint64(ctx.SubtaskIndex())))
 	if s.cfg.Keys <= 1<<20 {
 		s.keys = make([]string, s.cfg.Keys)
 		for i := range s.keys {
@@ -82,7 +79,9 @@ func (s *Source) Open(ctx dataflow.Context) error {
 func (s *Source) key(i int64) string {
 	k := int(i % int64(s.cfg.Keys))
 	if s.cfg.Uniform {
-		k = s.rng.IntN(s.cfg.Keys)
+		// A stateless hash of (seed, i): the same key for message i
+		// whatever the parallelism.
+		k = int(splitmix64(uint64(s.cfg.Seed)^uint64(i)*0x9e3779b97f4a7c15) % uint64(s.cfg.Keys))
 	}
 	if s.keys != nil {
 		return s.keys[k]
@@ -124,6 +123,13 @@ func (s *Source) Read(dst []connectors.Record) ([]connectors.Record, time.Durati
 		s.emitted++
 	}
 	return dst, 0, nil
+}
+
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
 }
 
 // Close implements connectors.Source.

@@ -144,6 +144,9 @@ func (s *Source) decode(line string) (connectors.Record, error) {
 		return rec, fmt.Errorf("%s: key field %q is missing", rec.Origin, s.cfg.KeyField)
 	}
 	var ks string
+	if string(kraw) == "null" {
+		return rec, fmt.Errorf("%s: key field %q is null: every record needs a key, the target address id", rec.Origin, s.cfg.KeyField)
+	}
 	if json.Unmarshal(kraw, &ks) == nil {
 		rec.Key = ks
 	} else if n := json.Number(""); json.Unmarshal(kraw, &n) == nil {

@@ -42,8 +42,15 @@ func (s *Sink) Open(dataflow.Context) error {
 func (s *Sink) Write(e *envelope.Envelope) error {
 	s.scratch = connectors.AppendRendered(s.scratch[:0], s.format, e)
 	mu.Lock()
+	defer mu.Unlock()
+	if len(s.scratch) > s.w.Available() && s.w.Buffered() > 0 {
+		// Flush whole lines first, so a line is never split between two
+		// writes to the shared stdout.
+		if err := s.w.Flush(); err != nil {
+			return err
+		}
+	}
 	_, err := s.w.Write(s.scratch)
-	mu.Unlock()
 	return err
 }
 

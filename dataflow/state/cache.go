@@ -26,12 +26,15 @@ import (
 // the old one dead. Dead records and evicted records are reclaimed by
 // compaction, which copies the live records into a fresh arena and rebuilds
 // the index. A fresh arena is allocated (never the old one reused) so that a
-// slice returned by Get stays intact until the next mutating call.
+// slice returned by Get stays intact. Value bytes are only ever overwritten
+// by a Set of the same key (in place, or by rewriting the last record of
+// the arena); Touch passes the record's own value and therefore relocates
+// instead of rewriting.
 //
-// Index slot: 0 = empty, else hash32<<32 | (offset+1); linear probing with
-// backward-shift-free deletion (records are only removed by compaction, which
-// rebuilds the index). The home slot of an entry is hash32 & mask, so the
-// table grows without touching the arena.
+// Index slot: 0 = empty, else hash32<<32 | (offset+1); linear probing, at
+// most 75% full. There are no deletions: a record leaves the index only when
+// compaction rebuilds it. The home slot of an entry is hash32 & mask, so the
+// index grows without touching the arena.
 
 // record flags.
 const (
@@ -55,18 +58,17 @@ const (
 // rec is a parsed record header.
 type rec struct {
 	off    uint32
-	flags  byte
-	vlenAt uint32 // offset of the vlen field
-	vlenW  uint32 // its width
-	expAt  uint32 // offset of expiresAt, if fExp
-	keyAt  uint32
+	keyAt  uint32 // the expiresAt field, if any, is the 8 bytes before
 	klen   uint32
-	valAt  uint32
 	vlen   uint32
 	vcap   uint32
+	vlenAt uint32 // offset of the vlen field
+	vlenW  uint8  // its width
+	flags  byte
 }
 
-func (r *rec) end() uint32 { return r.valAt + r.vcap }
+func (r *rec) valAt() uint32 { return r.keyAt + r.klen }
+func (r *rec) end() uint32   { return r.keyAt + r.klen + r.vcap }
 
 func (s *Store) parse(off uint32) rec {
 	a := s.arena[off:]
@@ -82,25 +84,31 @@ func (s *Store) parse(off uint32) rec {
 		r.vcap, p = uvarintAt(s.arena, p)
 		r.vlenAt = p
 		r.vlen, p = uvarintAt(s.arena, p)
-		r.vlenW = p - r.vlenAt
+		r.vlenW = uint8(p - r.vlenAt)
 	}
 	if r.flags&fExp != 0 {
-		r.expAt = p
 		p += 8
 	}
 	r.keyAt = p
-	r.valAt = p + r.klen
 	return r
 }
 
-func (s *Store) key(r *rec) []byte   { return s.arena[r.keyAt : r.keyAt+r.klen] }
-func (s *Store) value(r *rec) []byte { return s.arena[r.valAt : r.valAt+r.vlen : r.valAt+r.vlen] }
+func (s *Store) key(r *rec) []byte { return s.arena[r.keyAt : r.keyAt+r.klen] }
+
+func (s *Store) value(r *rec) []byte {
+	v := r.valAt()
+	return s.arena[v : v+r.vlen : v+r.vlen]
+}
+
+func (s *Store) putExpiresAt(r *rec, expiresAt int64) {
+	binary.BigEndian.PutUint64(s.arena[r.keyAt-8:], uint64(expiresAt))
+}
 
 func (s *Store) expiresAt(r *rec) int64 {
 	if r.flags&fExp == 0 {
 		return 0
 	}
-	return int64(binary.BigEndian.Uint64(s.arena[r.expAt:]))
+	return int64(binary.BigEndian.Uint64(s.arena[r.keyAt-8:]))
 }
 
 func uvarintAt(a []byte, p uint32) (uint32, uint32) {
@@ -132,7 +140,7 @@ func putUvarintN(b []byte, v uint32, n uint32) {
 }
 
 func (s *Store) setVlen(r *rec, n uint32) {
-	putUvarintN(s.arena[r.vlenAt:], n, r.vlenW)
+	putUvarintN(s.arena[r.vlenAt:], n, uint32(r.vlenW))
 	r.vlen = n
 }
 
@@ -289,10 +297,10 @@ func (s *Store) write(r rec, val []byte, expiresAt int64, present bool) {
 			r.flags &^= fPresent
 		}
 		s.arena[r.off] = r.flags
-		copy(s.arena[r.valAt:], val)
+		copy(s.arena[r.valAt():], val)
 		s.setVlen(&r, uint32(len(val)))
 		if r.flags&fExp != 0 {
-			binary.BigEndian.PutUint64(s.arena[r.expAt:], uint64(expiresAt))
+			s.putExpiresAt(&r, expiresAt)
 		}
 		return
 	}

@@ -39,25 +39,36 @@
 //
 // # Write-back cache
 //
-// Get, Set, Touch and Delete work on an in-memory map from encoded key to an
-// entry (value, expiry, present/dirty flags). A Get miss reads Pebble once
-// and caches the result, including absence, so a new key costs one Pebble
-// read. Writes only mark the entry dirty. When the estimated size exceeds
-// Options.WriteBackBytes, every dirty entry is written in one Pebble batch
-// and clean entries are evicted (CLOCK, second chance for recently used
-// entries) down to 75% of the budget, so eviction is amortised O(1) per
-// call. Invariants:
+// Get, Set, Touch and Delete work on an in-memory cache (cache.go): one byte
+// arena holding a record per cached key (flags, lengths, optional expiry,
+// encoded key, value) and an open-addressing index of uint64 slots (32-bit
+// hash, 32-bit arena offset). It has no Go pointers per entry, so the
+// garbage collector never scans it, and a cached key costs its record plus
+// an index slot: about 60 bytes for a 36-byte key and a 9-byte value, so a
+// million such keys fit in the default 64 MiB budget. A Get miss reads Pebble
+// once and caches the result, including absence, so a new key costs one
+// Pebble read. Writes rewrite the record in place when the value fits (else
+// the record moves to the end of the arena) and mark it dirty. When arena
+// plus index exceed Options.WriteBackBytes, every dirty record is written in
+// one Pebble batch, clean records are evicted (CLOCK: recently used ones get
+// a second chance) down to 75% of the budget, and the live records are
+// compacted into a fresh arena; a shrink frees at least a quarter of the
+// budget, so its cost is amortised O(1) per cached byte. Invariants:
 //
-//   - A clean entry equals what Pebble holds (absent entries: Pebble holds
-//     nothing live); a dirty entry is newer than Pebble and is never evicted.
-//   - Dirty entries are always written to Pebble before Checkpoint, Scan and
+//   - A clean record equals what Pebble holds (for an absent record: Pebble
+//     holds nothing live); a dirty record is newer than Pebble and is never
+//     evicted.
+//   - Dirty records are always written to Pebble before Checkpoint, Scan and
 //     Close complete; Flush writes them without syncing (Checkpoint syncs the
 //     WAL).
 //   - An expired value is never returned, whether it comes from the cache or
 //     from Pebble; it is turned into a pending delete on read, and
 //     SweepExpired deletes expired values nobody reads.
-//   - Values passed to Set are owned by the store; values returned by Get are
-//     owned by the store and must not be modified.
+//   - Set copies its value. Get returns a slice into the arena, which must
+//     not be modified; only a later Set of the same key overwrites its
+//     bytes (in place). Touch and Delete rewrite headers only or move the
+//     record, and compaction copies live records into a fresh arena, so they
+//     never overwrite bytes a returned slice may point into.
 //
 // A negative Options.WriteBackBytes disables the cache: every Get reads
 // Pebble and every write commits its own Pebble batch (for comparison

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,7 +88,11 @@ func runModel(t *testing.T, seed uint64, wb int64, steps int) {
 		for _, sp := range []Space{SpaceValue, SpaceRequest} {
 			for id := range 6 {
 				for _, name := range []string{"a", "bb"} {
-					keys = append(keys, Key{KeyGroup: dataflow.KeyGroup(kg * 3), Space: sp, Namespace: "ns", Type: "t", ID: strconv.Itoa(id), Name: name})
+					id := strconv.Itoa(id)
+					if id == "5" {
+						id = strings.Repeat("long-id-", 20) // header varints of 2 bytes
+					}
+					keys = append(keys, Key{KeyGroup: dataflow.KeyGroup(kg * 3), Space: sp, Namespace: "ns", Type: "t", ID: id, Name: name})
 				}
 			}
 		}

@@ -1,7 +1,6 @@
 package state
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -34,11 +33,11 @@ type Options struct {
 	// CacheBytes is the size of Pebble's block cache; 0 means
 	// DefaultCacheBytes.
 	CacheBytes int64
-	// WriteBackBytes is the budget of the in-memory write-back cache in
-	// estimated heap bytes (keys, values and per-entry overhead). 0 means
-	// DefaultWriteBackBytes; a negative value disables the cache, so that
-	// every Get reads Pebble and every Set/Touch/Delete commits its own
-	// Pebble batch (NoSync).
+	// WriteBackBytes is the budget of the in-memory write-back cache: the
+	// bytes of its arena (keys, values, record headers) and index. 0 means
+	// DefaultWriteBackBytes; values above 2 GiB are clamped to 2 GiB. A
+	// negative value disables the cache, so that every Get reads Pebble and
+	// every Set/Touch/Delete commits its own Pebble batch (NoSync).
 	WriteBackBytes int64
 	// Now is the clock used for TTL, in unix nanoseconds; default
 	// time.Now().UnixNano().
@@ -56,7 +55,7 @@ type Stats struct {
 	Hits, Misses   uint64
 	Entries        int   // cached entries, including cached absent keys
 	Dirty          int   // cached entries not yet written to Pebble
-	Bytes          int64 // estimated heap bytes of the cache
+	Bytes          int64 // bytes of the cache counted against WriteBackBytes
 	Flushes        uint64
 	FlushedEntries uint64 // dirty entries written by all flushes
 	Evictions      uint64 // clean entries dropped to stay within budget
@@ -170,9 +169,11 @@ func (s *Store) expired(expiresAt int64) bool {
 }
 
 // Get returns the value stored under k. Expired values are not returned
-// (and are deleted lazily). The returned slice is owned by the store: it
-// must not be modified, and is valid until the next mutating call (Set,
-// Touch, Delete) on the store; copy it to keep it longer.
+// (and are deleted lazily). The returned slice is owned by the store and
+// must not be modified. Its bytes stay intact until the next Set of the
+// same key: other Gets, Touch, Delete, writes of other keys, flushes,
+// evictions and compactions never overwrite them. Copy it to keep it
+// across a Set of k.
 func (s *Store) Get(k Key) (value []byte, ok bool, err error) {
 	if err := s.check(k); err != nil {
 		return nil, false, err
@@ -513,7 +514,7 @@ func (s *Store) SweepExpired(limit int) (int, error) {
 	if limit <= 0 {
 		return 0, nil
 	}
-	budget := max(1024, 16*min(limit, 1<<26)) // values to examine
+	examine := max(1024, 16*min(limit, 1<<26))
 	now := s.now()
 	b := s.db.NewBatch()
 	defer b.Close()
@@ -537,8 +538,8 @@ func (s *Store) SweepExpired(limit int) (int, error) {
 			return 0, err
 		}
 		var ok bool
-		for ok = it.First(); ok && deleted < limit && budget > 0; ok = it.Next() {
-			budget--
+		for ok = it.First(); ok && deleted < limit && examine > 0; ok = it.Next() {
+			examine--
 			key := it.Key()
 			raw, err := it.ValueAndErr()
 			if err != nil {
@@ -591,7 +592,7 @@ func (s *Store) SweepExpired(limit int) (int, error) {
 		s.arena[off] = r.flags
 		s.setVlen(&r, 0)
 		if r.flags&fExp != 0 {
-			binary.BigEndian.PutUint64(s.arena[r.expAt:], 0)
+			s.putExpiresAt(&r, 0)
 		}
 	}
 	s.stats.Expired += uint64(deleted)

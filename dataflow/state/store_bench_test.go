@@ -78,7 +78,7 @@ func BenchmarkGetSet(b *testing.B) {
 			if hits, misses := st.Hits-st0.Hits, st.Misses-st0.Misses; hits+misses > 0 {
 				b.ReportMetric(float64(hits)/float64(hits+misses)*100, "hit%")
 			}
-			b.ReportMetric(rssMiB(), "RSS-MiB")
+			b.ReportMetric(float64(st.Bytes)/(1<<20), "cache-MiB")
 		})
 	}
 }

@@ -406,3 +406,86 @@ func TestNegativeCache(t *testing.T) {
 		t.Fatalf("stats %+v, want 1 miss and 2 hits", st)
 	}
 }
+
+// TestGetSliceStable checks that a slice returned by Get keeps its bytes
+// while other Gets insert, evict and compact, and that values aliasing the
+// cache can be passed back to Set.
+func TestGetSliceStable(t *testing.T) {
+	s := openMem(t, vfs.NewMem(), 4<<10, &clock{})
+	defer s.Close()
+	a, b := vk(1, "a", "x"), vk(1, "b", "x")
+	must(t, s.Set(a, []byte("value-a"), 0))
+	must(t, s.Set(b, []byte("value-b"), 0))
+	va, _, err := s.Get(a)
+	must(t, err)
+	vb, _, err := s.Get(b)
+	must(t, err)
+	for i := range 2000 { // misses: inserts, flushes, evictions, compactions
+		if _, _, err := s.Get(vk(2, fmt.Sprint(i), "x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if string(va) != "value-a" || string(vb) != "value-b" {
+		t.Fatalf("slices changed: %q %q", va, vb)
+	}
+	// Touch (relocating: no expiry field yet), Delete and writes of other
+	// keys do not overwrite a returned value either.
+	va, _, _ = s.Get(a)
+	vb, _, _ = s.Get(b)
+	must(t, s.Touch(a, 1<<61))
+	must(t, s.Touch(a, 0))
+	must(t, s.Delete(b))
+	for i := range 200 {
+		must(t, s.Set(vk(3, fmt.Sprint(i), "x"), []byte("other-value"), 0))
+	}
+	if string(va) != "value-a" || string(vb) != "value-b" {
+		t.Fatalf("slices changed: %q %q", va, vb)
+	}
+	must(t, s.Set(b, []byte("value-b"), 0))
+	if s.Stats().Evictions == 0 {
+		t.Fatal("no evictions")
+	}
+	// Values that alias the cache.
+	va, _, _ = s.Get(a)
+	must(t, s.Set(b, va, 0)) // b := a
+	expectGet(t, s, b, "value-a", true)
+	va, _, _ = s.Get(a)
+	must(t, s.Set(a, va[:5], 0)) // shrink in place from its own bytes
+	expectGet(t, s, a, "value", true)
+	must(t, s.Touch(a, 1<<60)) // relocates (the record had no expiry field)
+	expectGet(t, s, a, "value", true)
+	// The last record grows: rewritten at the tail.
+	c := vk(1, "c", "x")
+	expectGet(t, s, c, "", false)
+	vb, _, _ = s.Get(b)
+	must(t, s.Set(c, append(vb, "-and-more"...), 0))
+	expectGet(t, s, c, "value-a-and-more", true)
+	expectGet(t, s, b, "value-a", true)
+	must(t, s.checkInvariants())
+}
+
+// TestLargeValues checks values larger than the whole cache budget.
+func TestLargeValues(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			fs := vfs.NewMem()
+			s := openMem(t, fs, m.wb, &clock{})
+			big := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
+			must(t, s.Set(vk(1, "big", "x"), big, 0))
+			must(t, s.Set(vk(1, "small", "x"), []byte("s"), 0))
+			v, ok, err := s.Get(vk(1, "big", "x"))
+			if err != nil || !ok || !bytes.Equal(v, big) {
+				t.Fatalf("Get big: %d bytes, %v, %v", len(v), ok, err)
+			}
+			must(t, s.checkInvariants())
+			must(t, s.Close())
+			s = openMem(t, fs, m.wb, &clock{})
+			defer s.Close()
+			v, ok, err = s.Get(vk(1, "big", "x"))
+			if err != nil || !ok || !bytes.Equal(v, big) {
+				t.Fatalf("Get big after reopen: %d bytes, %v, %v", len(v), ok, err)
+			}
+			expectGet(t, s, vk(1, "small", "x"), "s", true)
+		})
+	}
+}

@@ -3,21 +3,29 @@ package dispatch
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/statefun-go/statefun/dataflow"
 	"github.com/statefun-go/statefun/dataflow/state"
 	"github.com/statefun-go/statefun/statefun"
 	"github.com/statefun-go/statefun/statefun/envelope"
+	"github.com/statefun-go/statefun/statefun/protocol"
 )
 
 // invocation is the statefun.Context and AddressScopedStorage of one
 // invocation. One value per subtask is reused for every invocation:
 // functions must not retain the context after Invoke returns (as with the
-// official SDK, whose context is also only valid during the call).
+// official SDK, whose context is also only valid during the call). As a
+// context.Context it is cancelled when Invoke returns; its Done channel is
+// made only when asked for, so invocations that never wait pay nothing.
+// Effects and storage are safe for goroutines the function starts and joins
+// within Invoke (mu), as the SDK documents.
 type invocation struct {
-	context.Context
-	op     *Operator
+	mu       sync.Mutex
+	doneCh   chan struct{}
+	finished bool
+	op       *Operator
 	fn     *embedded
 	env    *envelope.Envelope
 	self   statefun.Address
@@ -29,10 +37,8 @@ type invocation struct {
 	err error
 }
 
-var background = context.Background()
-
 func (ic *invocation) reset(fn *embedded, e *envelope.Envelope) {
-	ic.Context = background
+	ic.doneCh, ic.finished = nil, false
 	ic.fn, ic.env, ic.err = fn, e, nil
 	ic.self = statefun.Address{FunctionType: fn.typeName, Id: e.Target.ID}
 	if e.HasCaller {
@@ -42,7 +48,43 @@ func (ic *invocation) reset(fn *embedded, e *envelope.Envelope) {
 	ic.now = ic.op.ctx.Clock().Now().UnixNano()
 }
 
-func (ic *invocation) done() { ic.env, ic.fn = nil, nil }
+func (ic *invocation) done() {
+	ic.mu.Lock()
+	ic.finished = true
+	if ic.doneCh != nil {
+		close(ic.doneCh)
+	}
+	ic.mu.Unlock()
+}
+
+// Deadline implements context.Context: an invocation has none.
+func (ic *invocation) Deadline() (time.Time, bool) { return time.Time{}, false }
+
+// Done implements context.Context: closed when Invoke returns.
+func (ic *invocation) Done() <-chan struct{} {
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
+	if ic.doneCh == nil {
+		ic.doneCh = make(chan struct{})
+		if ic.finished {
+			close(ic.doneCh)
+		}
+	}
+	return ic.doneCh
+}
+
+// Err implements context.Context.
+func (ic *invocation) Err() error {
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
+	if ic.finished {
+		return context.Canceled
+	}
+	return nil
+}
+
+// Value implements context.Context: an invocation carries no values.
+func (ic *invocation) Value(any) any { return nil }
 
 func (ic *invocation) fail(err error) {
 	if ic.err == nil {
@@ -87,6 +129,8 @@ func (ic *invocation) envelopeFor(mb statefun.MessageBuilder) (*envelope.Envelop
 
 // Send implements statefun.Context.
 func (ic *invocation) Send(mb statefun.MessageBuilder) {
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
 	e, ok := ic.envelopeFor(mb)
 	if !ok {
 		return
@@ -98,11 +142,15 @@ func (ic *invocation) Send(mb statefun.MessageBuilder) {
 
 // SendAfter implements statefun.Context.
 func (ic *invocation) SendAfter(delay time.Duration, mb statefun.MessageBuilder) {
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
 	ic.sendAfter(delay, "", mb)
 }
 
 // SendAfterWithCancellationToken implements statefun.Context.
 func (ic *invocation) SendAfterWithCancellationToken(delay time.Duration, token statefun.CancellationToken, mb statefun.MessageBuilder) {
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
 	if token == nil || token.Token() == "" {
 		ic.fail(fmt.Errorf("SendAfterWithCancellationToken: empty cancellation token"))
 		return
@@ -134,6 +182,8 @@ func (ic *invocation) sendAfter(d time.Duration, token string, mb statefun.Messa
 
 // CancelDelayedMessage implements statefun.Context.
 func (ic *invocation) CancelDelayedMessage(token statefun.CancellationToken) {
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
 	if token == nil || token.Token() == "" {
 		ic.fail(fmt.Errorf("CancelDelayedMessage: empty cancellation token"))
 		return
@@ -150,28 +200,35 @@ func (ic *invocation) CancelDelayedMessage(token statefun.CancellationToken) {
 
 // SendEgress implements statefun.Context.
 func (ic *invocation) SendEgress(eb statefun.EgressBuilder) {
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
 	rec, err := eb.ToEgress()
 	if err != nil {
 		ic.fail(fmt.Errorf("bad egress message: %w", err))
 		return
 	}
-	id := rec.Target.String()
-	port, ok := ic.op.cfg.Egresses[id]
+	arg := &protocol.TypedValue{Typename: rec.Typename, HasValue: true, Value: rec.Value}
+	if err := ic.op.emitEgress(ic.env.Target, rec.Target.GetNamespace(), rec.Target.GetType(), arg); err != nil {
+		ic.fail(err)
+	}
+}
+
+// emitEgress sends a message to egress ns/name (contract §2.8).
+func (o *Operator) emitEgress(from envelope.Address, ns, name string, arg *protocol.TypedValue) error {
+	port, ok := o.egressPorts[FunctionType{ns, name}]
 	if !ok {
-		ic.fail(fmt.Errorf("unknown egress %s", id))
-		return
+		return fmt.Errorf("unknown egress %s/%s", ns, name)
 	}
 	e := &envelope.Envelope{
 		Kind:      envelope.KindEgress,
-		Target:    envelope.Address{Namespace: rec.Target.GetNamespace(), Type: rec.Target.GetType()},
-		Caller:    ic.env.Target,
+		Target:    envelope.Address{Namespace: ns, Type: name},
+		Caller:    from,
 		HasCaller: true,
-		Typename:  rec.Typename,
-		Value:     rec.Value,
 	}
-	if err := ic.op.ctx.Output().Emit(port, dataflow.Record{Value: e}); err != nil {
-		ic.fail(err)
+	if arg != nil {
+		e.Typename, e.Value = arg.Typename, arg.Value
 	}
+	return o.ctx.Output().Emit(port, dataflow.Record{Value: e})
 }
 
 // --- statefun.AddressScopedStorage ---
@@ -196,6 +253,8 @@ func (ic *invocation) expiry(ss *stateSpec) int64 {
 
 // Get implements statefun.AddressScopedStorage.
 func (ic *invocation) Get(spec statefun.ValueSpec, receiver interface{}) bool {
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
 	k, _ := ic.key(spec)
 	v, ok, err := ic.op.store.Get(k)
 	if err != nil {
@@ -212,6 +271,8 @@ func (ic *invocation) Get(spec statefun.ValueSpec, receiver interface{}) bool {
 
 // Set implements statefun.AddressScopedStorage.
 func (ic *invocation) Set(spec statefun.ValueSpec, value interface{}) {
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
 	k, ss := ic.key(spec)
 	b, err := statefun.EncodeValue(spec.ValueType, value)
 	if err != nil {
@@ -224,6 +285,8 @@ func (ic *invocation) Set(spec statefun.ValueSpec, value interface{}) {
 
 // Remove implements statefun.AddressScopedStorage.
 func (ic *invocation) Remove(spec statefun.ValueSpec) {
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
 	k, _ := ic.key(spec)
 	if err := ic.op.store.Delete(k); err != nil {
 		panic(fmt.Sprintf("statefun: removing state %q: %v", spec.Name, err))

@@ -1,9 +1,11 @@
 package dispatch
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,6 +39,19 @@ type Config struct {
 	// StepBudget bounds the invocations of one mailbox step, so timers and
 	// the feedback queue are served while a local cycle runs (default 8192).
 	StepBudget int
+	// MaxAsyncPerTask pauses input while this many remote requests are in
+	// flight in the subtask (statefun.async.max-per-task, default 32768;
+	// negative disables).
+	MaxAsyncPerTask int
+	// BlockWholeTask selects upstream's valve: input pauses while any
+	// address has maxNumBatchRequests invocations queued. The default
+	// (false) blocks per address: other addresses keep flowing, and input
+	// pauses only when the invocations queued behind in-flight requests
+	// exceed QueuedLimit in total.
+	BlockWholeTask bool
+	// QueuedLimit bounds the invocations queued behind in-flight remote
+	// requests in per-address mode (default 65536).
+	QueuedLimit int
 }
 
 func (c *Config) ensureDefaults() {
@@ -48,6 +63,12 @@ func (c *Config) ensureDefaults() {
 	}
 	if c.StepBudget <= 0 {
 		c.StepBudget = 8192
+	}
+	if c.MaxAsyncPerTask == 0 {
+		c.MaxAsyncPerTask = 32768
+	}
+	if c.QueuedLimit <= 0 {
+		c.QueuedLimit = 65536
 	}
 }
 
@@ -102,6 +123,18 @@ type Operator struct {
 	fnCache map[FunctionType]*embedded
 	ic      invocation
 
+	// Remote functions: one request-reply machine per type, replies on
+	// goroutines owned by the operator (rctx cancels them, wg waits).
+	remotes        map[FunctionType]*remoteFn
+	rctx           context.Context
+	rcancel        context.CancelFunc
+	wg             sync.WaitGroup
+	remoteInFlight int
+	remoteQueued   int
+
+	// egressPorts is cfg.Egresses keyed without string concatenation.
+	egressPorts map[FunctionType]int
+
 	onFeedback func()
 
 	// Invocations counts messages processed (for metrics).
@@ -111,7 +144,9 @@ type Operator struct {
 // NewOperator returns the function operator of subtask i.
 func NewOperator(cfg *Config, i int) *Operator {
 	cfg.ensureDefaults()
-	return &Operator{cfg: cfg, subtask: i, delays: delay.NewBuffer(), fnCache: map[FunctionType]*embedded{}}
+	o := &Operator{cfg: cfg, subtask: i, delays: delay.NewBuffer(), fnCache: map[FunctionType]*embedded{}, remotes: map[FunctionType]*remoteFn{}}
+	o.rctx, o.rcancel = context.WithCancel(context.Background())
+	return o
 }
 
 // Open implements dataflow.Operator.
@@ -136,19 +171,52 @@ func (o *Operator) Open(ctx dataflow.Context) error {
 		Notify:      func() { ctx.Post(o.onFeedback) },
 	})
 	o.cfg.Broker.set(o.subtask, o.fbq)
+	o.egressPorts = make(map[FunctionType]int, len(o.cfg.Egresses))
+	for id, port := range o.cfg.Egresses {
+		if i := strings.LastIndexByte(id, '/'); i > 0 {
+			o.egressPorts[FunctionType{id[:i], id[i+1:]}] = port
+		}
+	}
 	o.ic.op = o
 	return nil
 }
 
 // ProcessRecord implements dataflow.Operator: a message from the router.
 func (o *Operator) ProcessRecord(_ int, r dataflow.Record) error {
+	// A router message is live from here until processed; it stays private
+	// to this subtask until the end of the step publishes the count.
+	o.created++
 	o.fifo.push(r.Value.(*envelope.Envelope))
 	return nil
 }
 
-// Paused implements dataflow.Pauser: router input waits while local work is
-// queued.
-func (o *Operator) Paused() bool { return o.fifo.len() >= o.cfg.LocalQueueLimit }
+// Paused implements dataflow.Pauser, the backpressure valve: router input
+// waits while local work is queued, while too many remote requests are in
+// flight, and while remote addresses are blocked (see Config).
+func (o *Operator) Paused() bool {
+	if o.fifo.len() >= o.cfg.LocalQueueLimit {
+		return true
+	}
+	if len(o.remotes) == 0 {
+		return false
+	}
+	if o.cfg.MaxAsyncPerTask > 0 && o.remoteInFlight >= o.cfg.MaxAsyncPerTask {
+		return true
+	}
+	if o.cfg.BlockWholeTask {
+		for _, rf := range o.remotes {
+			if rf.m.Blocked() > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	return o.remoteQueued >= o.cfg.QueuedLimit
+}
+
+// RemoteStats reports the remote requests in flight and the invocations
+// queued behind them.
+func (o *Operator) RemoteStats() (inFlight, queued int) { return o.remoteInFlight, o.remoteQueued }
 
 // EndOfStep implements dataflow.Flusher: run the local FIFO within the step
 // budget, then publish the step's quiescence delta.
@@ -206,7 +274,7 @@ func (o *Operator) Drain() (bool, error) { return false, nil }
 
 // Quiesced is called on the subtask goroutine once the job is quiescent.
 func (o *Operator) Quiesced() {
-	if o.fifo.len() != 0 || o.delays.Len() != 0 {
+	if o.fifo.len() != 0 || o.delays.Len() != 0 || o.remoteInFlight != 0 {
 		o.ctx.Fail(fmt.Errorf("dispatch: quiescence reported with %d queued and %d delayed messages (bug)", o.fifo.len(), o.delays.Len()))
 		return
 	}
@@ -282,6 +350,8 @@ func (o *Operator) route(e *envelope.Envelope) error {
 
 // Close implements dataflow.Operator.
 func (o *Operator) Close() error {
+	o.rcancel()
+	o.wg.Wait()
 	var errs []error
 	if o.fbq != nil {
 		errs = append(errs, o.fbq.Close())
@@ -297,23 +367,21 @@ func (o *Operator) Store() *state.Store { return o.store }
 
 // invoke runs the function of e.Target with e.
 func (o *Operator) invoke(e *envelope.Envelope) (err error) {
-	if e.HasCaller {
-		// Only function-created messages are counted (router messages
-		// have no caller).
-		o.processed++
-	}
 	ft := FunctionType{e.Target.Namespace, e.Target.Type}
 	fn := o.fnCache[ft]
 	if fn == nil {
 		fn = o.cfg.Registry.embedded[ft]
 		if fn == nil {
-			if o.cfg.Registry.Known(ft) {
-				return fmt.Errorf("message to %s: remote functions are not supported by this build yet", e.Target)
+			if rf := o.remoteFor(ft); rf != nil {
+				// Processed when its reply has been applied.
+				o.invokeRemote(rf, e)
+				return nil
 			}
 			return fmt.Errorf("message to %s: no function is bound to type %s%s", e.Target, ft, callerSuffix(e))
 		}
 		o.fnCache[ft] = fn
 	}
+	o.processed++
 	ic := &o.ic
 	ic.reset(fn, e)
 	if len(fn.afterCall) > 0 {
@@ -332,6 +400,8 @@ func (o *Operator) invoke(e *envelope.Envelope) (err error) {
 	}
 	return ic.err
 }
+
+func keyGroupOf(id string, maxP int) dataflow.KeyGroup { return dataflow.KeyGroupFor(id, maxP) }
 
 func callerSuffix(e *envelope.Envelope) string {
 	if e.HasCaller {

@@ -6,11 +6,11 @@ import (
 )
 
 // Quiescence detects that a bounded job has drained: every function subtask
-// has seen the end of its router input, and no message created by a
-// function is still queued, in flight, or delayed.
+// has seen the end of its router input, and no message is still queued, in
+// flight (also to a remote function), or delayed.
 //
-// Invariant: live is the number of published, unprocessed function-created
-// messages. A subtask publishes +1 before a message can reach another
+// Invariant: live is the number of published, unprocessed messages that
+// reached a function subtask (from a router or a function). A subtask publishes +1 before a message can reach another
 // subtask, and publishes its decrements only after processing (see the
 // package doc), so live never reaches zero while work remains.
 type Quiescence struct {
