@@ -109,7 +109,7 @@ func Prepare(cfg Config) (*Prepared, error) {
 	}
 	job, err := translate.Build(mod, translate.Options{
 		Parallelism: cfg.Parallelism, MaxParallelism: cfg.MaxParallelism, Registry: reg,
-		Ingresses: cfg.Ingresses, Egresses: cfg.Egresses, Stdout: cfg.Stdout, Dispatch: cfg.Dispatch,
+		Ingresses: cfg.Ingresses, Egresses: cfg.Egresses, Stdout: cfg.Stdout, Dispatch: cfg.Dispatch, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, err
@@ -149,6 +149,7 @@ func (p *Prepared) Run(ctx context.Context) (Summary, error) {
 		return Summary{}, err
 	}
 	defer job.Close()
+	defer p.Job.Close()
 	start := time.Now()
 	if err := job.Start(ctx); err != nil {
 		return Summary{}, err

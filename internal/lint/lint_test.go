@@ -53,21 +53,24 @@ func rel(path string) string { return strings.TrimPrefix(strings.TrimPrefix(path
 // list: the SDK and dataflow are leaves; nothing imports cmd or app except
 // binaries, benchmarks and end-to-end tests.
 var allowed = map[string][]string{
-	"statefun":                {},
-	"statefun/envelope":       {},
-	"dataflow":                {},
-	"dataflow/plan":           {"dataflow"},
-	"dataflow/state":          {"dataflow"},
-	"dataflow/runtime":        {"dataflow", "dataflow/plan", "network", "checkpoint"},
-	"network":                 {"dataflow"},
-	"checkpoint":              {"dataflow"},
-	"statefun/feedback":       {"dataflow", "statefun/envelope"},
-	"statefun/dispatch/delay": {"statefun/envelope"},
-	"statefun/module":         {},
-	"statefun/dispatch":       {"dataflow", "dataflow/state", "statefun", "statefun/envelope", "statefun/feedback", "statefun/dispatch/delay"},
-	"connectors":              {"dataflow", "statefun", "statefun/envelope"},
-	"connectors/":             {"connectors", "dataflow", "statefun", "statefun/envelope"},
-	"statefun/translate":      {"connectors", "connectors/datagen", "connectors/file", "connectors/stdout", "dataflow", "statefun/dispatch", "statefun/envelope", "statefun/module"},
+	"statefun":                   {},
+	"statefun/envelope":          {},
+	"dataflow":                   {},
+	"dataflow/plan":              {"dataflow"},
+	"dataflow/state":             {"dataflow"},
+	"dataflow/runtime":           {"dataflow", "dataflow/plan", "network", "checkpoint"},
+	"network":                    {"dataflow"},
+	"checkpoint":                 {"dataflow"},
+	"statefun/feedback":          {"dataflow", "statefun/envelope"},
+	"statefun/dispatch/delay":    {"statefun/envelope"},
+	"statefun/module":            {},
+	"statefun/dispatch":          {"dataflow", "dataflow/state", "statefun", "statefun/envelope", "statefun/feedback", "statefun/dispatch/delay", "statefun/dispatch/reqreply", "statefun/protocol"},
+	"statefun/dispatch/reqreply": {"statefun/protocol"},
+	"statefun/protocol":          {},
+	"statefun/remote":            {"statefun/module"},
+	"connectors":                 {"dataflow", "statefun", "statefun/envelope"},
+	"connectors/":                {"connectors", "dataflow", "statefun", "statefun/envelope"},
+	"statefun/translate":         {"connectors", "connectors/datagen", "connectors/file", "connectors/stdout", "dataflow", "statefun/dispatch", "statefun/envelope", "statefun/module", "statefun/remote"},
 }
 
 func TestLayering(t *testing.T) {
@@ -104,7 +107,7 @@ func TestLayering(t *testing.T) {
 
 // deterministic packages are pure state machines: no clocks, goroutines or
 // randomness (STYLE.md §1).
-var deterministic = []string{"checkpoint", "dataflow/plan", "statefun/dispatch/delay"}
+var deterministic = []string{"checkpoint", "dataflow/plan", "statefun/dispatch/delay", "statefun/dispatch/reqreply"}
 
 func TestDeterministicCores(t *testing.T) {
 	for _, p := range listPackages(t) {

@@ -17,8 +17,8 @@ func (f FunctionType) String() string { return f.Namespace + "/" + f.Name }
 type Registry struct {
 	embedded map[FunctionType]*embedded
 	// namespaces bound as a whole (remote endpoints "ns/*").
-	namespaces map[string]bool
-	exact      map[FunctionType]bool
+	namespaces map[string]*RemoteBinding
+	exact      map[FunctionType]*RemoteBinding
 }
 
 type embedded struct {
@@ -39,7 +39,7 @@ type stateSpec struct {
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{embedded: map[FunctionType]*embedded{}, namespaces: map[string]bool{}, exact: map[FunctionType]bool{}}
+	return &Registry{embedded: map[FunctionType]*embedded{}, namespaces: map[string]*RemoteBinding{}, exact: map[FunctionType]*RemoteBinding{}}
 }
 
 // AddEmbedded registers embedded functions (specs built with the statefun
@@ -69,15 +69,22 @@ func (r *Registry) AddEmbedded(specs ...statefun.StatefulFunctionSpec) error {
 	return nil
 }
 
-// BindRemote records that a remote endpoint serves type ft (or, with
-// wildcard, the whole namespace). Remote invocation itself comes with the
-// request-reply client.
-func (r *Registry) BindRemote(ft FunctionType, wildcard bool) {
+// BindRemote binds a remote endpoint to type ft (or, with wildcard, to the
+// whole namespace). An embedded function of the same type wins.
+func (r *Registry) BindRemote(ft FunctionType, wildcard bool, b *RemoteBinding) {
 	if wildcard {
-		r.namespaces[ft.Namespace] = true
+		r.namespaces[ft.Namespace] = b
 	} else {
-		r.exact[ft] = true
+		r.exact[ft] = b
 	}
+}
+
+// remote resolves the remote binding of ft: exact first, then namespace.
+func (r *Registry) remote(ft FunctionType) *RemoteBinding {
+	if b := r.exact[ft]; b != nil {
+		return b
+	}
+	return r.namespaces[ft.Namespace]
 }
 
 // Known reports whether messages to type ft can be delivered.
@@ -85,7 +92,7 @@ func (r *Registry) Known(ft FunctionType) bool {
 	if _, ok := r.embedded[ft]; ok {
 		return true
 	}
-	return r.exact[ft] || r.namespaces[ft.Namespace]
+	return r.remote(ft) != nil
 }
 
 // Embedded lists the registered embedded function types.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 
 	"github.com/statefun-go/statefun/connectors"
@@ -14,6 +15,13 @@ import (
 	"github.com/statefun-go/statefun/statefun/dispatch"
 	"github.com/statefun-go/statefun/statefun/envelope"
 	"github.com/statefun-go/statefun/statefun/module"
+	"github.com/statefun-go/statefun/statefun/remote"
+)
+
+// Job-wide state memory budgets, split evenly over the function subtasks.
+const (
+	DefaultStateWriteBackBytes = 96 << 20
+	DefaultStateCacheBytes     = 64 << 20
 )
 
 // SourceFactory builds the connector of one source subtask.
@@ -49,6 +57,11 @@ type Options struct {
 	Egresses  []Egress
 	// Stdout replaces os.Stdout for stdout egresses (tests).
 	Stdout io.Writer
+	// Logger for the remote clients' warnings.
+	Logger *slog.Logger
+	// H2C makes cleartext http:// endpoints speak HTTP/2 (h2c); only for
+	// endpoints known to support it.
+	H2C bool
 	// Dispatch tunes the function operator; Registry, Egresses,
 	// Quiescence and Broker are filled in by Build.
 	Dispatch dispatch.Config
@@ -62,6 +75,14 @@ type Job struct {
 	// runtime creates them).
 	Functions []*dispatch.Operator
 	routers   []*routerSource
+	clients   []*remote.Client
+}
+
+// Close releases the remote endpoint clients (idle connections).
+func (j *Job) Close() {
+	for _, c := range j.clients {
+		c.Close()
+	}
 }
 
 // Invocations sums the messages processed by the function operators.
@@ -96,17 +117,33 @@ func Build(mod *module.Module, opts Options) (*Job, error) {
 	if reg == nil {
 		reg = dispatch.NewRegistry()
 	}
-	for _, ep := range mod.Endpoints {
-		reg.BindRemote(dispatch.FunctionType{Namespace: ep.Functions.Namespace, Name: ep.Functions.Name}, ep.Wildcard)
-	}
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	var clients []*remote.Client
+	for _, ep := range mod.Endpoints {
+		c, err := remote.NewClient(ep, remote.Options{Logger: opts.Logger, H2C: opts.H2C})
+		if err != nil {
+			bad("%v", err)
+			continue
+		}
+		clients = append(clients, c)
+		reg.BindRemote(dispatch.FunctionType{Namespace: ep.Functions.Namespace, Name: ep.Functions.Name}, ep.Wildcard,
+			&dispatch.RemoteBinding{Invoker: c, MaxBatch: ep.MaxNumBatchRequests, Where: ep.Pos.String()})
+	}
 
 	g := dataflow.NewGraph(opts.JobName, opts.MaxParallelism)
 	p := opts.Parallelism
-	job := &Job{Graph: g, Quiescence: dispatch.NewQuiescence(p), Functions: make([]*dispatch.Operator, p)}
+	job := &Job{Graph: g, Quiescence: dispatch.NewQuiescence(p), Functions: make([]*dispatch.Operator, p), clients: clients}
 
 	cfg := opts.Dispatch
+	// State memory is a per-job budget split over the subtasks, so memory
+	// does not grow with parallelism.
+	if cfg.StateWriteBackBytes == 0 {
+		cfg.StateWriteBackBytes = DefaultStateWriteBackBytes / int64(p)
+	}
+	if cfg.StateCacheBytes == 0 {
+		cfg.StateCacheBytes = DefaultStateCacheBytes / int64(p)
+	}
 	cfg.Registry = reg
 	cfg.Quiescence = job.Quiescence
 	cfg.Broker = dispatch.NewBroker(p)
@@ -248,6 +285,7 @@ func Build(mod *module.Module, opts Options) (*Job, error) {
 		}
 	})
 	if len(errs) > 0 {
+		job.Close()
 		return nil, errors.Join(errs...)
 	}
 	if err := g.Validate(); err != nil {
