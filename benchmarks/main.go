@@ -140,7 +140,8 @@ func main() {
 	keys := flag.Int("keys", 100_000, "key space of the embedded runs")
 	memN := flag.Int64("mem-n", 50_000_000, "messages of the memory run")
 	memKeys := flag.Int("mem-keys", 1_000_000, "key space of the memory run")
-	suites := flag.String("suite", "embedded,f2f,memory", "comma-separated suites")
+	suites := flag.String("suite", "embedded,f2f,remote,memory", "comma-separated suites")
+	remoteN := flag.Int64("remote-n", 500_000, "messages of the remote run")
 	flag.Parse()
 	fmt.Printf("machine: %d CPUs, GOMAXPROCS %d, %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
 	var failed bool
@@ -163,6 +164,16 @@ func main() {
 				r, err := runPipeline(fmt.Sprintf("generator->relay->count (f2f) p=%d", p), p, *n/2, *keys, "bench/relay", 0)
 				report(r, err)
 			}
+		case "remote":
+			r, err := runRemote(*remoteN, 10_000, 2)
+			if err != nil {
+				fmt.Println("FAIL:", err)
+				failed = true
+				continue
+			}
+			fmt.Printf("%-44s %12.0f msgs/s  p50 %v p99 %v  (avg batch %.1f)\n", "generator->remote SDK count(10k keys)->egress p=2", r.rate, r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.avgBatch)
+			fmt.Printf("%-44s %12.0f msgs/s  -> runtime reaches %.0f%% of it\n", "  SDK ceiling (handler.Invoke, same batches)", r.sdkCeiling, 100*r.rate/r.sdkCeiling)
+			fmt.Printf("%-44s %12.0f msgs/s  -> runtime is %.1fx\n", "  naive client (1 request per message)", r.naive, r.rate/r.naive)
 		case "memory":
 			report(runPipeline(fmt.Sprintf("memory: %dM msgs over %dk keys p=2", *memN/1_000_000, *memKeys/1000), 2, *memN, *memKeys, "bench/counter", 0))
 		}

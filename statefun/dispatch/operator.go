@@ -52,6 +52,15 @@ type Config struct {
 	// QueuedLimit bounds the invocations queued behind in-flight remote
 	// requests in per-address mode (default 65536).
 	QueuedLimit int
+	// MaxConcurrentRequests is the upper bound of the adaptive limit of
+	// requests in flight per remote function type and subtask (see
+	// reqreply.Limiter); addresses beyond the limit wait and their batches
+	// grow (default 1024; negative: no limit, as upstream).
+	MaxConcurrentRequests int
+	// RouterInputs is the number of router input ports of the function
+	// vertex (one per ingress); the subtask's input has ended when all
+	// have (default 1).
+	RouterInputs int
 }
 
 func (c *Config) ensureDefaults() {
@@ -69,6 +78,12 @@ func (c *Config) ensureDefaults() {
 	}
 	if c.QueuedLimit <= 0 {
 		c.QueuedLimit = 65536
+	}
+	if c.MaxConcurrentRequests == 0 {
+		c.MaxConcurrentRequests = 1024
+	}
+	if c.RouterInputs <= 0 {
+		c.RouterInputs = 1
 	}
 }
 
@@ -118,7 +133,7 @@ type Operator struct {
 
 	// Quiescence accounting of the current step (see package doc).
 	created, processed int64
-	inputEnded         bool
+	inputsEnded        int
 
 	fnCache map[FunctionType]*embedded
 	ic      invocation
@@ -257,13 +272,14 @@ func (o *Operator) publish() {
 	o.created, o.processed = 0, 0
 }
 
-// EndInput implements dataflow.InputEnder: the routers are done.
+// EndInput implements dataflow.InputEnder: one ingress is done; the
+// subtask's input has ended when every ingress has.
 func (o *Operator) EndInput(int) error {
-	if err := o.runLocal(); err != nil {
-		return err
+	o.inputsEnded++
+	if o.inputsEnded < o.cfg.RouterInputs {
+		return nil
 	}
 	o.publish()
-	o.inputEnded = true
 	o.cfg.Quiescence.inputEnded()
 	return nil
 }

@@ -32,6 +32,7 @@ type remoteFn struct {
 	typ     FunctionType
 	binding *RemoteBinding
 	m       *reqreply.Machine
+	lim     *reqreply.Limiter // nil: no concurrency limit
 }
 
 func (o *Operator) remoteFor(ft FunctionType) *remoteFn {
@@ -43,6 +44,10 @@ func (o *Operator) remoteFor(ft FunctionType) *remoteFn {
 		return nil
 	}
 	rf := &remoteFn{typ: ft, binding: b, m: reqreply.New(b.MaxBatch)}
+	if o.cfg.MaxConcurrentRequests > 0 {
+		rf.lim = reqreply.NewLimiter(4, 2, o.cfg.MaxConcurrentRequests)
+		rf.m.MaxInFlight = rf.lim.Limit()
+	}
 	o.remotes[ft] = rf
 	return rf
 }
@@ -100,16 +105,21 @@ func (o *Operator) sendRemote(rf *remoteFn, req *reqreply.Request) {
 	o.wg.Add(1)
 	go func() {
 		defer o.wg.Done()
+		start := time.Now()
 		resp, err := rf.binding.Invoker.Invoke(o.rctx, rf.typ.Name, body)
-		o.ctx.Post(func() { o.onRemoteReply(rf, req, resp, err) })
+		rtt := time.Since(start)
+		o.ctx.Post(func() { o.onRemoteReply(rf, req, resp, err, rtt) })
 	}()
 }
 
 // onRemoteReply runs on the subtask goroutine.
-func (o *Operator) onRemoteReply(rf *remoteFn, req *reqreply.Request, body []byte, err error) {
+func (o *Operator) onRemoteReply(rf *remoteFn, req *reqreply.Request, body []byte, err error, rtt time.Duration) {
 	o.remoteInFlight--
 	if o.rctx.Err() != nil {
 		return // closing
+	}
+	if rf.lim != nil && err == nil {
+		rf.m.MaxInFlight = rf.lim.Observe(rtt)
 	}
 	addr := rf.typ.String() + "/" + req.ID
 	if err != nil {

@@ -227,6 +227,7 @@ func Build(mod *module.Module, opts Options) (*Job, error) {
 	if len(ingresses) == 0 {
 		bad("the module defines no ingress: a StateFun application needs at least one")
 	}
+	cfg.RouterInputs = len(ingresses)
 	for _, iv := range ingresses {
 		iv := iv
 		v := g.AddSource("ingress "+iv.id, iv.par, func(i int) dataflow.Source {

@@ -13,6 +13,14 @@
 //     behind its in-flight request (the dispatcher throttles input).
 //   - The state registry only grows; a state's type never changes
 //     (a conflicting registration is an error).
+//   - At most MaxInFlight requests of the type are in flight (when > 0);
+//     addresses with work beyond that wait in a FIFO ready list, and their
+//     messages keep joining their next batch meanwhile: the limit trades
+//     concurrency for bigger batches, which is what makes a CPU-bound
+//     function server fast (each HTTP round trip costs far more than one
+//     invocation). An address whose request completes with more work queued
+//     goes to the back of the ready list, so hot addresses cannot starve
+//     the others.
 //   - Until the first reply of the type arrives (probing), only one request
 //     of the type is in flight: other addresses wait, so a cold start costs
 //     one IncompleteInvocationContext round trip instead of one per address
@@ -59,6 +67,8 @@ type address struct {
 type Machine struct {
 	// MaxBatch is maxNumBatchRequests; <= 0 means unlimited.
 	MaxBatch int
+	// MaxInFlight bounds the requests in flight; <= 0 means unlimited.
+	MaxInFlight int
 	states   []StateSpec
 	byName   map[string]int
 	addrs    map[string]*address
@@ -103,7 +113,7 @@ func (m *Machine) Deliver(id string, inv protocol.Invocation) *Request {
 		a = &address{}
 		m.addrs[id] = a
 	}
-	if a.inFlight == nil && !(m.probing && m.inFlight > 0) {
+	if a.inFlight == nil && !a.held && m.hasCapacity() {
 		a.inFlight = &Request{ID: id, Invocations: []protocol.Invocation{inv}}
 		m.inFlight++
 		return a.inFlight
@@ -121,6 +131,16 @@ func (m *Machine) Deliver(id string, inv protocol.Invocation) *Request {
 	return nil
 }
 
+func (m *Machine) hasCapacity() bool {
+	if m.probing && m.inFlight > 0 {
+		return false
+	}
+	return m.MaxInFlight <= 0 || m.inFlight < m.MaxInFlight
+}
+
+// Waiting is the number of addresses waiting for capacity.
+func (m *Machine) Waiting() int { return len(m.held) }
+
 // Outcome is what the dispatcher must do after a reply.
 type Outcome struct {
 	// Resend is set after an IncompleteInvocationContext: send the same
@@ -136,8 +156,8 @@ type Outcome struct {
 	Completed *Request
 	// Next is the next batch of the address to send now, if any.
 	Next *Request
-	// Released are the first requests of addresses that waited for the
-	// type's probe reply: send them now.
+	// Released are requests of addresses that waited for capacity (or for
+	// the type's probe reply): send them now.
 	Released []*Request
 }
 
@@ -176,6 +196,7 @@ func (m *Machine) Complete(id string, from *protocol.FromFunction) (Outcome, err
 			reg = append(reg, s)
 		}
 		req.Resends++
+		m.probing = false
 		return Outcome{Resend: req, Registered: reg, Released: m.release()}, nil
 	}
 	res := from.InvocationResult
@@ -185,10 +206,18 @@ func (m *Machine) Complete(id string, from *protocol.FromFunction) (Outcome, err
 	if err := m.checkMutations(res); err != nil {
 		return Outcome{}, err
 	}
-	out := Outcome{Result: res, Completed: req, Released: m.release()}
+	m.probing = false
 	m.inFlight--
 	a.inFlight = nil
-	out.Next = m.sendNext(id, a)
+	out := Outcome{Result: res, Completed: req}
+	if len(a.queue) > 0 && (len(m.held) > 0 || !m.hasCapacity()) {
+		// Others are waiting: take a place at the back of the line.
+		a.held = true
+		m.held = append(m.held, id)
+	} else {
+		out.Next = m.sendNext(id, a)
+	}
+	out.Released = m.release()
 	return out, nil
 }
 
@@ -221,22 +250,27 @@ func (m *Machine) sendNext(id string, a *address) *Request {
 	return next
 }
 
-// release ends probing after the type's first reply: every held address
-// sends its first batch.
+// release sends the batches of waiting addresses, in arrival order, while
+// there is capacity.
 func (m *Machine) release() []*Request {
-	if !m.probing {
-		return nil
-	}
-	m.probing = false
 	var out []*Request
-	for _, id := range m.held {
+	n := 0
+	for n < len(m.held) && m.hasCapacity() {
+		id := m.held[n]
+		n++
 		a := m.addrs[id]
 		a.held = false
 		if r := m.sendNext(id, a); r != nil {
 			out = append(out, r)
 		}
 	}
-	m.held = nil
+	if n > 0 {
+		clear(m.held[:n])
+		m.held = m.held[n:]
+		if len(m.held) == 0 {
+			m.held = nil
+		}
+	}
 	return out
 }
 

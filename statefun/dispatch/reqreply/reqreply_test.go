@@ -155,3 +155,33 @@ func TestEmptyReplyIsAnEmptyResult(t *testing.T) {
 		t.Fatalf("out %+v err %v", out, err)
 	}
 }
+
+func TestMaxInFlightGrowsBatchesAndIsFair(t *testing.T) {
+	m := New(0)
+	m.MaxInFlight = 2
+	m.Deliver("A", inv("a1"))
+	m.Complete("A", result()) // end probing
+	var sent []string
+	send := func(r *Request) {
+		if r != nil {
+			sent = append(sent, names(r))
+		}
+	}
+	send(m.Deliver("A", inv("a2")))
+	send(m.Deliver("B", inv("b1")))
+	send(m.Deliver("C", inv("c1"))) // no capacity: waits
+	send(m.Deliver("C", inv("c2"))) // joins C's next batch
+	send(m.Deliver("A", inv("a3"))) // queued behind A's request
+	if got := strings.Join(sent, " "); got != "A:[a2] B:[b1]" || m.Waiting() != 1 {
+		t.Fatalf("sent %q waiting %d", got, m.Waiting())
+	}
+	// A completes with work queued, but C waited first: C goes, A waits.
+	out, _ := m.Complete("A", result())
+	if out.Next != nil || len(out.Released) != 1 || names(out.Released[0]) != "C:[c1 c2]" {
+		t.Fatalf("next %s released %v", names(out.Next), out.Released)
+	}
+	out, _ = m.Complete("B", result())
+	if len(out.Released) != 1 || names(out.Released[0]) != "A:[a3]" || m.InFlight() != 2 {
+		t.Fatalf("released %v inflight %d", out.Released, m.InFlight())
+	}
+}
