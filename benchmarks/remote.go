@@ -156,10 +156,7 @@ func runRemote(n int64, keys, par int) (remoteResult, error) {
 			Source: func(int) connectors.Source { return &tsSource{n: n, keys: keys} }}},
 		Egresses: []translate.Egress{{ID: "bench/out", Sink: func(int) connectors.Sink { return &latencySink{mu: &mu, lat: &lat} }}},
 	}
-	
-	
-	
-	
+
 	sum, err := app.Run(context.Background(), cfg)
 	if err != nil {
 		return res, err

@@ -26,12 +26,12 @@ type invocation struct {
 	doneCh   chan struct{}
 	finished bool
 	op       *Operator
-	fn     *embedded
-	env    *envelope.Envelope
-	self   statefun.Address
-	caller statefun.Address
-	kg     dataflow.KeyGroup
-	now    int64 // unix nanos of this invocation
+	fn       *embedded
+	env      *envelope.Envelope
+	self     statefun.Address
+	caller   statefun.Address
+	kg       dataflow.KeyGroup
+	now      int64 // unix nanos of this invocation
 	// err is the first effect error (bad message, unknown egress, duplicate
 	// token): reported after Invoke returns.
 	err error

@@ -18,9 +18,9 @@ type Quiescence struct {
 	ended    atomic.Int32
 	subtasks int32
 
-	mu       sync.Mutex
-	fired    bool
-	onQuiet  []func()
+	mu      sync.Mutex
+	fired   bool
+	onQuiet []func()
 }
 
 // NewQuiescence returns a detector for n function subtasks.

@@ -69,14 +69,14 @@ type Machine struct {
 	MaxBatch int
 	// MaxInFlight bounds the requests in flight; <= 0 means unlimited.
 	MaxInFlight int
-	states   []StateSpec
-	byName   map[string]int
-	addrs    map[string]*address
-	blocked  int
-	inFlight int
-	queued   int
-	probing  bool
-	held     []string
+	states      []StateSpec
+	byName      map[string]int
+	addrs       map[string]*address
+	blocked     int
+	inFlight    int
+	queued      int
+	probing     bool
+	held        []string
 }
 
 // New returns a machine with the given batch limit.
