@@ -50,3 +50,14 @@ type Sink interface {
 	Flush() error
 	Close() error
 }
+
+// Checkpointed is implemented by connectors with a position that exactly-once
+// recovery needs: a source's read position, a sink's committed output.
+type Checkpointed interface {
+	// Position returns the current position: for a source, just after the
+	// records returned by Read so far; for a sink, after everything written
+	// and flushed durably (Position flushes and syncs).
+	Position() ([]byte, error)
+	// RestorePosition is called before Open when the job is restored.
+	RestorePosition(pos []byte) error
+}

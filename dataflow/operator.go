@@ -39,6 +39,55 @@ type Context interface {
 	Logger() *slog.Logger
 	// StateDir is a directory private to this subtask for the current run.
 	StateDir() string
+	// TaskID names this subtask stably across runs and rescaling:
+	// "<vertex>-<index>" (sanitized). Snapshots are stored under it.
+	TaskID() string
+	// Restore is the snapshot this job was restored from, or nil for a
+	// fresh start. Operators read their state from it in Open.
+	Restore() Restore
+}
+
+// Snapshot is what an operator writes its part of checkpoint Barrier().ID
+// to. Methods are safe from any goroutine until the snapshot is acked.
+type Snapshot interface {
+	Barrier() Barrier
+	// WriteFile stores a blob of this task.
+	WriteFile(name string, data []byte) error
+	// AddPebble stores a Pebble checkpoint directory (db.Checkpoint output)
+	// of this task; the directory is consumed.
+	AddPebble(dir string) error
+	// TempDir is a scratch directory for building the snapshot.
+	TempDir() string
+	// Defer postpones the acknowledgement: the runtime acks after
+	// SnapshotState returns unless Defer was called; then the operator calls
+	// the returned function exactly once (nil error: ack; else decline).
+	Defer() func(err error)
+}
+
+// Restore gives access to the restored snapshot.
+type Restore interface {
+	// ID of the restored checkpoint or savepoint.
+	ID() CheckpointID
+	// MaxParallelism of the job that wrote it (key groups never change).
+	MaxParallelism() int
+	// Parts are the snapshots of the subtasks of a vertex, whatever the
+	// parallelism they ran with.
+	Parts(vertex string) []RestorePart
+}
+
+// RestorePart is the snapshot of one subtask.
+type RestorePart interface {
+	TaskID() string
+	// KeyGroups the subtask owned when it wrote the snapshot.
+	KeyGroups() KeyGroupRange
+	// ReadFile returns a blob written with Snapshot.WriteFile, or an error
+	// wrapping fs.ErrNotExist.
+	ReadFile(name string) ([]byte, error)
+	// HasPebble reports whether a Pebble checkpoint was stored.
+	HasPebble() bool
+	// MaterializePebble recreates the stored Pebble checkpoint at dst
+	// (which must not exist).
+	MaterializePebble(dst string) error
 }
 
 // Operator processes records of one subtask.
@@ -77,10 +126,16 @@ type Flusher interface {
 	EndOfStep() error
 }
 
-// Snapshotter is implemented by operators with state: called when barrier b
-// has been aligned on all inputs, before the barrier is forwarded.
+// Snapshotter is implemented by operators with state: called when the
+// barrier has been aligned on all inputs, before it is forwarded.
 type Snapshotter interface {
-	SnapshotState(b Barrier) error
+	SnapshotState(s Snapshot) error
+}
+
+// CheckpointListener is implemented by operators that act when a
+// checkpoint is complete (durable): two-phase-commit sinks commit here.
+type CheckpointListener interface {
+	NotifyCheckpointComplete(id CheckpointID) error
 }
 
 // Pauser is implemented by operators that apply backpressure from inside
@@ -101,7 +156,8 @@ type Source interface {
 	Close() error
 }
 
-// SourceSnapshotter is implemented by sources with a checkpointable position.
+// SourceSnapshotter is implemented by sources with a checkpointable
+// position: called when a barrier is injected, before it is emitted.
 type SourceSnapshotter interface {
-	SnapshotPosition(b Barrier) error
+	SnapshotPosition(s Snapshot) error
 }

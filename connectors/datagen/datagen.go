@@ -9,6 +9,7 @@
 package datagen
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strconv"
 	"time"
@@ -46,13 +47,14 @@ func (c Config) Validate() error {
 
 // Source generates the share of one subtask.
 type Source struct {
-	cfg     Config
-	ctx     dataflow.Context
-	next    int64 // next global sequence number of this subtask
-	stride  int64
-	start   time.Time
-	emitted int64
-	keys    []string // precomputed key strings
+	cfg      Config
+	ctx      dataflow.Context
+	next     int64 // next global sequence number of this subtask
+	stride   int64
+	start    time.Time
+	emitted  int64
+	keys     []string // precomputed key strings
+	restored bool
 }
 
 // New returns a generator source.
@@ -64,7 +66,9 @@ func (s *Source) Open(ctx dataflow.Context) error {
 		return err
 	}
 	s.ctx = ctx
-	s.next = int64(ctx.SubtaskIndex())
+	if !s.restored {
+		s.next = int64(ctx.SubtaskIndex())
+	}
 	s.stride = int64(ctx.Parallelism())
 	s.start = ctx.Clock().Now()
 	if s.cfg.Keys <= 1<<20 {
@@ -130,6 +134,26 @@ func splitmix64(x uint64) uint64 {
 	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
 	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
 	return x ^ (x >> 31)
+}
+
+// Position implements connectors.Checkpointed: the next sequence number and
+// the count emitted (the rate clock restarts on restore).
+func (s *Source) Position() ([]byte, error) {
+	return binary.AppendVarint(binary.AppendVarint(nil, s.next), s.emitted), nil
+}
+
+// RestorePosition implements connectors.Checkpointed.
+func (s *Source) RestorePosition(pos []byte) error {
+	next, n := binary.Varint(pos)
+	if n <= 0 {
+		return fmt.Errorf("datagen: corrupt position")
+	}
+	emitted, m := binary.Varint(pos[n:])
+	if m <= 0 {
+		return fmt.Errorf("datagen: corrupt position")
+	}
+	s.next, s.emitted, s.restored = next, emitted, true
+	return nil
 }
 
 // Close implements connectors.Source.

@@ -10,6 +10,7 @@ package file
 
 import (
 	"bufio"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,6 +48,7 @@ type Source struct {
 	f       *os.File
 	r       *bufio.Reader
 	line    int
+	offset  int64 // bytes consumed
 	done    bool
 	Skipped int64
 }
@@ -65,7 +67,30 @@ func (s *Source) Open(ctx dataflow.Context) error {
 	if err != nil {
 		return fmt.Errorf("file ingress: %w", err)
 	}
+	if s.offset > 0 {
+		if _, err := f.Seek(s.offset, io.SeekStart); err != nil {
+			f.Close()
+			return fmt.Errorf("file ingress: restore to offset %d: %w", s.offset, err)
+		}
+	}
 	s.f, s.r = f, bufio.NewReaderSize(f, 256<<10)
+	return nil
+}
+
+// Position implements connectors.Checkpointed: the byte offset and line
+// number after the records read so far.
+func (s *Source) Position() ([]byte, error) {
+	return binary.AppendVarint(binary.AppendVarint(nil, s.offset), int64(s.line)), nil
+}
+
+// RestorePosition implements connectors.Checkpointed.
+func (s *Source) RestorePosition(pos []byte) error {
+	off, n := binary.Varint(pos)
+	line, m := binary.Varint(pos[max(n, 0):])
+	if n <= 0 || m <= 0 || off < 0 {
+		return fmt.Errorf("file ingress: corrupt position")
+	}
+	s.offset, s.line = off, int(line)
 	return nil
 }
 
@@ -89,6 +114,7 @@ func (s *Source) Read(dst []connectors.Record) ([]connectors.Record, time.Durati
 			raw = buf
 		}
 		if len(raw) > 0 {
+			s.offset += int64(len(raw))
 			s.line++
 			line := strings.TrimRight(string(raw), "\r\n")
 			if line != "" {

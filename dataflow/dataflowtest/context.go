@@ -40,6 +40,8 @@ type Options struct {
 	// StateDir is the subtask's state directory; default a fresh
 	// tb.TempDir().
 	StateDir string
+	// Restore is returned by Context.Restore (nil: a fresh start).
+	Restore dataflow.Restore
 }
 
 // Emitted is one record sent through Output.Emit.
@@ -58,6 +60,7 @@ type Context struct {
 	kgs      dataflow.KeyGroupRange
 	stateDir string
 	clock    *dataflow.ManualClock
+	restore  dataflow.Restore
 	logger   *slog.Logger
 	logs     *lockedBuffer
 
@@ -116,9 +119,15 @@ func NewContext(tb testing.TB, opts Options) *Context {
 	return &Context{
 		tb: tb, name: opts.Name, subtask: opts.Subtask, par: opts.Parallelism, maxP: opts.MaxParallelism,
 		kgs: kgs, stateDir: opts.StateDir, clock: dataflow.NewManualClock(opts.Start),
-		logger: logger, logs: logs,
+		logger: logger, logs: logs, restore: opts.Restore,
 	}
 }
+
+// TaskID implements dataflow.Context: "<name>-<subtask>".
+func (c *Context) TaskID() string { return fmt.Sprintf("%s-%d", c.name, c.subtask) }
+
+// Restore implements dataflow.Context.
+func (c *Context) Restore() dataflow.Restore { return c.restore }
 
 // --- dataflow.Context ---
 

@@ -31,6 +31,24 @@ type Options struct {
 	// Credits is the number of buffers in flight per channel
 	// (default network.DefaultCredits).
 	Credits int
+	// Backend receives snapshots at barriers. Nil: barriers still flow
+	// (alignment runs) but operators are not asked to snapshot.
+	Backend Backend
+	// Restore is the snapshot to restore the operators from (nil: fresh).
+	Restore dataflow.Restore
+	// OnTaskFinished is called (from the task's goroutine) when a subtask
+	// has ended its outputs normally.
+	OnTaskFinished func(task string, source bool)
+}
+
+// Backend stores the snapshots of a job's tasks and collects their
+// acknowledgements; the checkpoint driver implements it. Methods are called
+// from task goroutines.
+type Backend interface {
+	WriteFile(id dataflow.CheckpointID, task, name string, data []byte) error
+	AddPebble(id dataflow.CheckpointID, task, dir string) error
+	Ack(id dataflow.CheckpointID, task string)
+	Decline(id dataflow.CheckpointID, task string, err error)
 }
 
 // Job runs one plan.
@@ -218,6 +236,44 @@ func (j *Job) TriggerBarrier(b dataflow.Barrier) {
 	}
 }
 
+// NotifyCheckpointComplete tells every subtask that checkpoint id is
+// durable (CheckpointListener).
+func (j *Job) NotifyCheckpointComplete(id dataflow.CheckpointID) {
+	for _, t := range j.tasks {
+		t.Post(func() { t.notifyComplete(id) })
+	}
+}
+
+// TaskIDs returns the stable ids of all subtasks, and of the sources.
+func (j *Job) TaskIDs() (all, sources []string) {
+	for _, t := range j.tasks {
+		all = append(all, t.id)
+		if t.pt.Vertex.IsSource() {
+			sources = append(sources, t.id)
+		}
+	}
+	return all, sources
+}
+
+// TaskKeyGroups returns the key groups and vertex of every subtask by id.
+func (j *Job) TaskKeyGroups() map[string]TaskInfo {
+	m := map[string]TaskInfo{}
+	for _, t := range j.tasks {
+		m[t.id] = TaskInfo{Vertex: t.pt.Vertex.Name, Subtask: t.pt.ID.Subtask, KeyGroups: t.pt.KeyGroups}
+	}
+	return m
+}
+
+// TaskInfo describes one subtask for snapshot metadata.
+type TaskInfo struct {
+	Vertex    string
+	Subtask   int
+	KeyGroups dataflow.KeyGroupRange
+}
+
+// TaskID is the stable id of subtask i of a vertex.
+func TaskID(vertex string, i int) string { return fmt.Sprintf("%s-%d", sanitize(vertex), i) }
+
 // Metrics are counters of one vertex, summed over its subtasks.
 type Metrics struct {
 	Vertex     string
@@ -245,7 +301,7 @@ func (j *Job) Metrics() []Metrics {
 func (j *Job) StateDir() string { return j.opts.StateDir }
 
 func taskStateDir(root string, pt *plan.Task) string {
-	return filepath.Join(root, fmt.Sprintf("%s-%d", sanitize(pt.Vertex.Name), pt.ID.Subtask))
+	return filepath.Join(root, TaskID(pt.Vertex.Name, pt.ID.Subtask))
 }
 
 func sanitize(s string) string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -80,9 +81,9 @@ func (c *collector) ProcessRecord(_ int, r dataflow.Record) error {
 	c.mu.Unlock()
 	return nil
 }
-func (c *collector) SnapshotState(b dataflow.Barrier) error {
+func (c *collector) SnapshotState(s dataflow.Snapshot) error {
 	c.mu.Lock()
-	*c.events = append(*c.events, fmt.Sprintf("%s snapshot %d", c.ctx.TaskName(), b.ID))
+	*c.events = append(*c.events, fmt.Sprintf("%s snapshot %d", c.ctx.TaskName(), s.Barrier().ID))
 	c.mu.Unlock()
 	return nil
 }
@@ -143,9 +144,36 @@ func TestKeyedPipelineDeliversEverythingInOrder(t *testing.T) {
 	}
 }
 
+// recordingBackend records acknowledgements.
+type recordingBackend struct {
+	mu   sync.Mutex
+	acks []string
+}
+
+func (b *recordingBackend) WriteFile(dataflow.CheckpointID, string, string, []byte) error { return nil }
+func (b *recordingBackend) AddPebble(dataflow.CheckpointID, string, string) error         { return nil }
+func (b *recordingBackend) Ack(id dataflow.CheckpointID, task string) {
+	b.mu.Lock()
+	b.acks = append(b.acks, fmt.Sprintf("%s@%d", task, id))
+	b.mu.Unlock()
+}
+func (b *recordingBackend) Decline(id dataflow.CheckpointID, task string, err error) {
+	b.mu.Lock()
+	b.acks = append(b.acks, fmt.Sprintf("decline %s@%d: %v", task, id, err))
+	b.mu.Unlock()
+}
+
 func TestBarrierIsAlignedAndSnapshotOncePerSubtask(t *testing.T) {
-	_, events := runJob(t, 3, 2, 3000, Options{BufferRecords: 5, Credits: 1}, true)
-	got := strings.Join(events, ";")
+	be := &recordingBackend{}
+	_, events := runJob(t, 3, 2, 3000, Options{BufferRecords: 5, Credits: 1, Backend: be}, true)
+	sort.Strings(be.acks)
+	// Sources that already ended cannot inject the barrier (their end of
+	// input counts as aligned), so only src-0 is certain to ack.
+	got := strings.Join(be.acks, " ")
+	if !strings.HasPrefix(got, "collect-0@1 collect-1@1 src-0@1") || strings.Contains(got, "decline") {
+		t.Fatalf("acks %q", got)
+	}
+	got = strings.Join(events, ";")
 	for _, want := range []string{"collect (1/2) snapshot 1", "collect (2/2) snapshot 1"} {
 		if strings.Count(got, want) != 1 {
 			t.Fatalf("want exactly one %q, got %q", want, got)

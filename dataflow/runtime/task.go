@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -26,6 +28,7 @@ type task struct {
 	src      dataflow.Source
 	logger   *slog.Logger
 	stateDir string
+	id       string // stable task id, see TaskID
 
 	gate       *network.Gate
 	chanPort   []int // channel -> input port
@@ -61,6 +64,7 @@ func newTask(j *Job, pt *plan.Task) *task {
 		job: j, pt: pt, wake: make(chan struct{}, 1),
 		logger:   j.opts.Logger.With("task", pt.Name),
 		stateDir: taskStateDir(j.opts.StateDir, pt),
+		id:       TaskID(pt.Vertex.Name, pt.ID.Subtask),
 	}
 	n := 0
 	for port, g := range pt.Inputs {
@@ -189,11 +193,16 @@ func (t *task) runSource() error {
 }
 
 func (t *task) injectBarrier(b dataflow.Barrier) {
-	if ss, ok := t.src.(dataflow.SourceSnapshotter); ok {
-		if err := ss.SnapshotPosition(b); err != nil {
-			t.job.fail(fmt.Errorf("%s: snapshot position for checkpoint %d: %w", t.pt.Name, b.ID, err))
-			return
+	if be := t.job.opts.Backend; be != nil {
+		snap := t.newSnapshot(b)
+		if ss, ok := t.src.(dataflow.SourceSnapshotter); ok {
+			if err := ss.SnapshotPosition(snap); err != nil {
+				be.Decline(b.ID, t.id, err)
+				t.job.fail(fmt.Errorf("%s: snapshot position for checkpoint %d: %w", t.pt.Name, b.ID, err))
+				return
+			}
 		}
+		snap.finish()
 	}
 	if err := t.broadcastEvent(dataflow.Event{Kind: dataflow.EventBarrier, Barrier: b}); err != nil && !errors.Is(err, dataflow.ErrClosed) {
 		t.job.fail(err)
@@ -331,12 +340,75 @@ func (t *task) process(d network.Delivery) error {
 }
 
 func (t *task) completeBarrier(b dataflow.Barrier) error {
-	if s, ok := t.op.(dataflow.Snapshotter); ok {
-		if err := s.SnapshotState(b); err != nil {
-			return fmt.Errorf("%s: snapshot for checkpoint %d: %w", t.pt.Name, b.ID, err)
+	if be := t.job.opts.Backend; be != nil {
+		snap := t.newSnapshot(b)
+		if s, ok := t.op.(dataflow.Snapshotter); ok {
+			if err := s.SnapshotState(snap); err != nil {
+				be.Decline(b.ID, t.id, err)
+				return fmt.Errorf("%s: snapshot for checkpoint %d: %w", t.pt.Name, b.ID, err)
+			}
 		}
+		snap.finish()
 	}
 	return t.broadcastEvent(dataflow.Event{Kind: dataflow.EventBarrier, Barrier: b})
+}
+
+func (t *task) notifyComplete(id dataflow.CheckpointID) {
+	var l dataflow.CheckpointListener
+	if t.src != nil {
+		l, _ = t.src.(dataflow.CheckpointListener)
+	} else {
+		l, _ = t.op.(dataflow.CheckpointListener)
+	}
+	if l == nil {
+		return
+	}
+	if err := l.NotifyCheckpointComplete(id); err != nil {
+		t.job.fail(fmt.Errorf("%s: checkpoint %d complete: %w", t.pt.Name, id, err))
+	}
+}
+
+// snapshot implements dataflow.Snapshot for one task and checkpoint.
+type snapshot struct {
+	t        *task
+	b        dataflow.Barrier
+	deferred bool
+	once     sync.Once
+}
+
+func (t *task) newSnapshot(b dataflow.Barrier) *snapshot { return &snapshot{t: t, b: b} }
+
+func (s *snapshot) Barrier() dataflow.Barrier { return s.b }
+func (s *snapshot) WriteFile(name string, data []byte) error {
+	return s.t.job.opts.Backend.WriteFile(s.b.ID, s.t.id, name, data)
+}
+func (s *snapshot) AddPebble(dir string) error {
+	return s.t.job.opts.Backend.AddPebble(s.b.ID, s.t.id, dir)
+}
+func (s *snapshot) TempDir() string {
+	return filepath.Join(s.t.stateDir, "snapshots", fmt.Sprintf("chk-%d", s.b.ID))
+}
+func (s *snapshot) Defer() func(error) {
+	s.deferred = true
+	return s.done
+}
+
+// finish acks unless the operator deferred the acknowledgement.
+func (s *snapshot) finish() {
+	if !s.deferred {
+		s.done(nil)
+	}
+}
+
+func (s *snapshot) done(err error) {
+	s.once.Do(func() {
+		_ = os.RemoveAll(s.TempDir())
+		if err != nil {
+			s.t.job.opts.Backend.Decline(s.b.ID, s.t.id, err)
+			return
+		}
+		s.t.job.opts.Backend.Ack(s.b.ID, s.t.id)
+	})
 }
 
 func (t *task) wrap(err error) error {
@@ -380,7 +452,13 @@ func (t *task) broadcastEvent(ev dataflow.Event) error {
 }
 
 func (t *task) endOutputs() error {
-	return t.broadcastEvent(dataflow.Event{Kind: dataflow.EventEndOfInput})
+	if err := t.broadcastEvent(dataflow.Event{Kind: dataflow.EventEndOfInput}); err != nil {
+		return err
+	}
+	if f := t.job.opts.OnTaskFinished; f != nil {
+		f(t.id, t.src != nil)
+	}
+	return nil
 }
 
 // --- mailbox ---
@@ -493,6 +571,8 @@ func (t *task) Output() dataflow.Output           { return t }
 func (t *task) Clock() dataflow.Clock             { return t.job.opts.Clock }
 func (t *task) Logger() *slog.Logger              { return t.logger }
 func (t *task) StateDir() string                  { return t.stateDir }
+func (t *task) TaskID() string                    { return t.id }
+func (t *task) Restore() dataflow.Restore         { return t.job.opts.Restore }
 func (t *task) Fail(err error)                    { t.job.fail(fmt.Errorf("%s: %w", t.pt.Name, err)) }
 func (t *task) Finish()                           { t.Post(func() { t.finishRequested = true }) }
 

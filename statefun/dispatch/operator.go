@@ -150,6 +150,9 @@ type Operator struct {
 	// egressPorts is cfg.Egresses keyed without string concatenation.
 	egressPorts map[FunctionType]int
 
+	// fbLog is the ABS feedback log of the checkpoint in progress.
+	fbLog *pendingLog
+
 	onFeedback func()
 
 	// Invocations counts messages processed (for metrics).
@@ -169,16 +172,6 @@ func (o *Operator) Open(ctx dataflow.Context) error {
 	o.ctx = ctx
 	o.maxP = ctx.MaxParallelism()
 	o.owned = ctx.KeyGroups()
-	st, err := state.Open(state.Options{
-		Dir:            filepath.Join(ctx.StateDir(), "state"),
-		CacheBytes:     o.cfg.StateCacheBytes,
-		WriteBackBytes: o.cfg.StateWriteBackBytes,
-		Now:            func() int64 { return ctx.Clock().Now().UnixNano() },
-	})
-	if err != nil {
-		return fmt.Errorf("open state: %w", err)
-	}
-	o.store = st
 	o.onFeedback = o.drainFeedback
 	o.fbq = feedback.NewQueue(feedback.Options{
 		MemoryBytes: o.cfg.FeedbackMemoryBytes,
@@ -193,6 +186,24 @@ func (o *Operator) Open(ctx dataflow.Context) error {
 		}
 	}
 	o.ic.op = o
+	storeDir := filepath.Join(ctx.StateDir(), "state")
+	if r := ctx.Restore(); r != nil {
+		return o.restore(r, storeDir)
+	}
+	return o.openStore(storeDir)
+}
+
+func (o *Operator) openStore(dir string) error {
+	st, err := state.Open(state.Options{
+		Dir:            dir,
+		CacheBytes:     o.cfg.StateCacheBytes,
+		WriteBackBytes: o.cfg.StateWriteBackBytes,
+		Now:            func() int64 { return o.ctx.Clock().Now().UnixNano() },
+	})
+	if err != nil {
+		return fmt.Errorf("open state: %w", err)
+	}
+	o.store = st
 	return nil
 }
 
@@ -300,8 +311,15 @@ func (o *Operator) Quiesced() {
 func (o *Operator) drainFeedback() {
 	budget := o.cfg.StepBudget
 	err := o.fbq.Drain(func(it feedback.Item) error {
-		if !it.IsMarker {
+		if it.IsMarker {
+			o.onMarker(it.Marker)
+		} else {
 			o.fifo.push(it.Envelope)
+			if o.fbLog != nil {
+				if err := o.fbLog.logger.Append(it.Envelope); err != nil {
+					return err
+				}
+			}
 		}
 		budget--
 		if budget <= 0 {
@@ -369,6 +387,11 @@ func (o *Operator) Close() error {
 	o.rcancel()
 	o.wg.Wait()
 	var errs []error
+	if o.fbLog != nil {
+		o.fbLog.logger.Close()
+		o.fbLog.done(errors.New("job closed before the feedback marker"))
+		o.fbLog = nil
+	}
 	if o.fbq != nil {
 		errs = append(errs, o.fbq.Close())
 	}
@@ -451,6 +474,9 @@ func (f *fifo) push(e *envelope.Envelope) {
 	f.buf[(f.head+f.size)%len(f.buf)] = e
 	f.size++
 }
+
+// at returns the i-th queued envelope (0 is the next to pop).
+func (f *fifo) at(i int) *envelope.Envelope { return f.buf[(f.head+i)%len(f.buf)] }
 
 func (f *fifo) pop() (*envelope.Envelope, bool) {
 	if f.size == 0 {

@@ -100,6 +100,7 @@ func (o *Operator) sendRemote(rf *remoteFn, req *reqreply.Request) {
 		}
 		msg.Invocation.State = append(msg.Invocation.State, pv)
 	}
+	req.StatesSent = len(rf.m.States())
 	body := msg.AppendMarshal(make([]byte, 0, msg.Size()))
 	o.remoteInFlight++
 	o.wg.Add(1)
@@ -136,19 +137,22 @@ func (o *Operator) onRemoteReply(rf *remoteFn, req *reqreply.Request, body []byt
 		o.ctx.Fail(fmt.Errorf("remote function %s: %w", addr, err))
 		return
 	}
+	if out.Resend == nil {
+		// Apply first: a released or next request of this address reads
+		// the state this reply writes.
+		if err := o.applyRemote(rf, req.ID, out.Result); err != nil {
+			o.ctx.Fail(fmt.Errorf("remote function %s: %w", addr, err))
+			return
+		}
+		o.processed += int64(len(out.Completed.Invocations))
+	}
 	for _, r := range out.Released {
 		o.remoteQueued -= len(r.Invocations)
 		o.sendRemote(rf, r)
 	}
 	if out.Resend != nil {
 		o.sendRemote(rf, out.Resend)
-		return
 	}
-	if err := o.applyRemote(rf, req.ID, out.Result); err != nil {
-		o.ctx.Fail(fmt.Errorf("remote function %s: %w", addr, err))
-		return
-	}
-	o.processed += int64(len(out.Completed.Invocations))
 	if out.Next != nil {
 		o.remoteQueued -= len(out.Next.Invocations)
 		o.sendRemote(rf, out.Next)

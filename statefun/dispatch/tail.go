@@ -35,5 +35,16 @@ func (t *Tail) ProcessRecord(_ int, r dataflow.Record) error {
 	return t.q.Add(r.Value.(*envelope.Envelope))
 }
 
+// SnapshotState implements dataflow.Snapshotter: the tail has aligned the
+// barrier from every function subtask, so every record those subtasks sent
+// before their snapshot is already in the queue; the marker follows them
+// (the ABS back-edge protocol).
+func (t *Tail) SnapshotState(s dataflow.Snapshot) error {
+	if t.q == nil {
+		t.q = t.broker.get(t.subtask)
+	}
+	return t.q.AddMarker(uint64(s.Barrier().ID))
+}
+
 // Close implements dataflow.Operator.
 func (t *Tail) Close() error { return nil }

@@ -28,6 +28,8 @@ type routerSource struct {
 	buf    []connectors.Record
 	// Records counts raw records read (for metrics).
 	Records int64
+	// finished: the restored snapshot says this source had ended.
+	finished bool
 }
 
 const readBatch = 512
@@ -35,6 +37,11 @@ const readBatch = 512
 func (r *routerSource) Open(ctx dataflow.Context) error {
 	r.ctx, r.maxP = ctx, ctx.MaxParallelism()
 	r.buf = make([]connectors.Record, 0, readBatch)
+	finished, err := restorePosition(ctx, "ingress "+r.id, r.src)
+	if err != nil {
+		return fmt.Errorf("ingress %s: %w", r.id, err)
+	}
+	r.finished = finished
 	if err := r.src.Open(ctx); err != nil {
 		return fmt.Errorf("ingress %s: %w", r.id, err)
 	}
@@ -42,6 +49,9 @@ func (r *routerSource) Open(ctx dataflow.Context) error {
 }
 
 func (r *routerSource) Poll() (time.Duration, error) {
+	if r.finished {
+		return 0, dataflow.ErrEndOfInput
+	}
 	recs, wait, err := r.src.Read(r.buf[:0])
 	out := r.ctx.Output()
 	for i := range recs {
@@ -75,6 +85,81 @@ func (r *routerSource) Poll() (time.Duration, error) {
 
 func (r *routerSource) Close() error { return r.src.Close() }
 
+// SnapshotPosition implements dataflow.SourceSnapshotter.
+func (r *routerSource) SnapshotPosition(s dataflow.Snapshot) error {
+	return snapshotPosition(s, r.src)
+}
+
+const (
+	positionFile = "position"
+	// FinishedFile marks, in a snapshot, a source task that had ended
+	// before the checkpoint (written by the checkpoint driver).
+	FinishedFile = "finished"
+)
+
+func snapshotPosition(s dataflow.Snapshot, c any) error {
+	cp, ok := c.(connectors.Checkpointed)
+	if !ok {
+		return nil
+	}
+	pos, err := cp.Position()
+	if err != nil {
+		return err
+	}
+	return s.WriteFile(positionFile, pos)
+}
+
+// restorePosition hands a connector its position from the restored
+// snapshot. A connector whose vertex is absent from the snapshot starts
+// fresh; one whose subtask is missing (the vertex was rescaled) cannot be
+// restored.
+//
+// It reports whether the restored subtask had finished (then it must end at
+// once instead of reading again).
+func restorePosition(ctx dataflow.Context, vertex string, c any) (finished bool, err error) {
+	r := ctx.Restore()
+	if r == nil {
+		return false, nil
+	}
+	parts := r.Parts(vertex)
+	if len(parts) == 0 {
+		ctx.Logger().Info("not in the restored snapshot: starting fresh", "vertex", vertex)
+		return false, nil
+	}
+	isFinished := func(p dataflow.RestorePart) bool {
+		_, err := p.ReadFile(FinishedFile)
+		return err == nil
+	}
+	allFinished := true
+	for _, p := range parts {
+		allFinished = allFinished && isFinished(p)
+	}
+	if allFinished {
+		return true, nil
+	}
+	cp, ok := c.(connectors.Checkpointed)
+	for _, p := range parts {
+		if p.TaskID() != ctx.TaskID() {
+			continue
+		}
+		if isFinished(p) {
+			return true, nil
+		}
+		if !ok {
+			return false, nil
+		}
+		pos, err := p.ReadFile(positionFile)
+		if err != nil {
+			return false, fmt.Errorf("restore position: %w", err)
+		}
+		return false, cp.RestorePosition(pos)
+	}
+	if !ok {
+		return false, nil
+	}
+	return false, fmt.Errorf("cannot restore %s: the snapshot has %d subtask(s) of it, this job %d, and its position cannot be split", vertex, len(parts), ctx.Parallelism())
+}
+
 // sinkOperator runs an egress connector.
 type sinkOperator struct {
 	id   string
@@ -82,6 +167,9 @@ type sinkOperator struct {
 }
 
 func (s *sinkOperator) Open(ctx dataflow.Context) error {
+	if _, err := restorePosition(ctx, "egress "+s.id, s.sink); err != nil {
+		return fmt.Errorf("egress %s: %w", s.id, err)
+	}
 	if err := s.sink.Open(ctx); err != nil {
 		return fmt.Errorf("egress %s: %w", s.id, err)
 	}
@@ -103,3 +191,8 @@ func (s *sinkOperator) EndOfStep() error {
 }
 
 func (s *sinkOperator) Close() error { return s.sink.Close() }
+
+// SnapshotState implements dataflow.Snapshotter.
+func (s *sinkOperator) SnapshotState(snap dataflow.Snapshot) error {
+	return snapshotPosition(snap, s.sink)
+}

@@ -53,6 +53,9 @@ type Request struct {
 	Invocations []protocol.Invocation
 	// Resends counts IncompleteInvocationContext round trips.
 	Resends int
+	// StatesSent is how many registered states (a prefix of States()) the
+	// driver attached when it last sent the request.
+	StatesSent int
 }
 
 type address struct {
@@ -195,6 +198,19 @@ func (m *Machine) Complete(id string, from *protocol.FromFunction) (Outcome, err
 			m.states = append(m.states, s)
 			reg = append(reg, s)
 		}
+		stale := false
+		var names []string
+		for _, spec := range ic.MissingValues {
+			names = append(names, spec.StateName)
+			if m.byName[spec.StateName] >= req.StatesSent {
+				stale = true // registered after this request was built
+			}
+		}
+		if len(reg) == 0 && !stale {
+			// The request already carried every state asked for: sending
+			// it again would get the same answer forever.
+			return Outcome{}, fmt.Errorf("%w: IncompleteInvocationContext asks for states %v, which were all sent: the function and the runtime disagree", ErrState, names)
+		}
 		req.Resends++
 		m.probing = false
 		return Outcome{Resend: req, Registered: reg, Released: m.release()}, nil
@@ -302,4 +318,20 @@ func mutationVerb(t protocol.MutationType) string {
 		return "deletes"
 	}
 	return "modifies"
+}
+
+// Snapshot visits every address with work, giving its invocations in order:
+// the in-flight request's first, then the queued ones. On restore they are
+// delivered again (upstream re-sends in-flight requests as UNKNOWN).
+func (m *Machine) Snapshot(fn func(id string, invs []protocol.Invocation)) {
+	for id, a := range m.addrs {
+		var invs []protocol.Invocation
+		if a.inFlight != nil {
+			invs = append(invs, a.inFlight.Invocations...)
+		}
+		invs = append(invs, a.queue...)
+		if len(invs) > 0 {
+			fn(id, invs)
+		}
+	}
 }

@@ -112,8 +112,13 @@ func TestRegistrationAndMutationChecks(t *testing.T) {
 	if err := reg("seen", "io.statefun.types/int"); err != nil {
 		t.Fatal(err)
 	}
+	// The request was built before "seen" existed: a resend is legitimate.
 	if err := reg("seen", "io.statefun.types/int"); err != nil {
-		t.Fatalf("duplicate registration must have no effect: %v", err)
+		t.Fatalf("duplicate registration for a request built before it must resend: %v", err)
+	}
+	m.addrs["A"].inFlight.StatesSent = len(m.States())
+	if err := reg("seen", "io.statefun.types/int"); !errors.Is(err, ErrState) || !strings.Contains(err.Error(), "which were all sent") {
+		t.Fatalf("an IncompleteInvocationContext for states already sent must fail instead of looping: %v", err)
 	}
 	if err := reg("seen", "io.statefun.types/long"); !errors.Is(err, ErrState) || !strings.Contains(err.Error(), `state "seen" is registered with type io.statefun.types/int, the function now declares io.statefun.types/long`) {
 		t.Fatalf("mismatching registration: %v", err)

@@ -1,0 +1,332 @@
+package dispatch
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/statefun-go/statefun/dataflow"
+	"github.com/statefun-go/statefun/dataflow/state"
+	"github.com/statefun-go/statefun/statefun/envelope"
+	"github.com/statefun-go/statefun/statefun/feedback"
+	"github.com/statefun-go/statefun/statefun/protocol"
+)
+
+// Snapshot layout of a function subtask (one part per subtask):
+//
+//	pebble      the state store (a Pebble checkpoint: hard links)
+//	operator    queued work: remote invocations (in flight, then queued),
+//	            the local FIFO, and delayed messages with their tokens
+//	feedback    the ABS feedback log: records drained from the feedback
+//	            queue between this subtask's snapshot and the tail's marker,
+//	            per key group (written when the marker arrives; the ack is
+//	            deferred until then)
+//
+// On restore every record is routed by key group, so a snapshot restores
+// into any parallelism with the same max parallelism: queued work is
+// replayed first (remote invocations, FIFO, feedback log, in that order,
+// which keeps per-address order), delayed messages go back to the delay
+// buffer.
+const (
+	snapOperator = "operator"
+	snapFeedback = "feedback"
+	blobVersion  = 1
+)
+
+// pendingLog is the feedback log of the checkpoint being taken.
+type pendingLog struct {
+	id     dataflow.CheckpointID
+	logger *feedback.Logger
+	snap   dataflow.Snapshot
+	done   func(error)
+}
+
+// SnapshotState implements dataflow.Snapshotter.
+func (o *Operator) SnapshotState(s dataflow.Snapshot) error {
+	tmp := s.TempDir()
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return err
+	}
+	db := filepath.Join(tmp, "pebble")
+	if err := o.store.Checkpoint(db); err != nil {
+		return fmt.Errorf("state checkpoint: %w", err)
+	}
+	if err := s.AddPebble(db); err != nil {
+		return err
+	}
+	blob, err := o.encodeOperatorState()
+	if err != nil {
+		return err
+	}
+	if err := s.WriteFile(snapOperator, blob); err != nil {
+		return err
+	}
+	if o.fbLog != nil {
+		// A new barrier before the previous marker: cannot happen with
+		// aligned checkpoints and one in flight.
+		o.fbLog.logger.Close()
+		o.fbLog.done(fmt.Errorf("checkpoint %d superseded by %d before its feedback marker", o.fbLog.id, s.Barrier().ID))
+	}
+	o.fbLog = &pendingLog{
+		id:     s.Barrier().ID,
+		logger: feedback.NewLogger(o.maxP, nil, feedback.LoggerOptions{MemoryBytes: o.cfg.FeedbackMemoryBytes, SpillDir: filepath.Join(o.ctx.StateDir(), "feedback-log")}),
+		snap:   s,
+		done:   s.Defer(),
+	}
+	return nil
+}
+
+// onMarker seals the feedback log of checkpoint id when the tail's marker
+// comes around.
+func (o *Operator) onMarker(id uint64) {
+	pl := o.fbLog
+	if pl == nil || uint64(pl.id) != id {
+		return
+	}
+	o.fbLog = nil
+	err := func() error {
+		lg, err := pl.logger.Seal()
+		if err != nil {
+			return err
+		}
+		defer lg.Close()
+		var buf bytes.Buffer
+		if _, err := lg.WriteTo(&buf); err != nil {
+			return err
+		}
+		return pl.snap.WriteFile(snapFeedback, buf.Bytes())
+	}()
+	pl.logger.Close()
+	pl.done(err)
+}
+
+func (o *Operator) encodeOperatorState() ([]byte, error) {
+	b := []byte{blobVersion}
+	// Remote invocations, as envelopes, per address in order.
+	var remote [][]byte
+	for _, rf := range o.remotes {
+		rf.m.Snapshot(func(id string, invs []protocol.Invocation) {
+			for _, inv := range invs {
+				remote = append(remote, envelope.AppendEncode(nil, invocationEnvelope(rf.typ, id, inv)))
+			}
+		})
+	}
+	b = binary.AppendUvarint(b, uint64(len(remote)))
+	for _, r := range remote {
+		b = appendBytes(b, r)
+	}
+	b = binary.AppendUvarint(b, uint64(o.fifo.len()))
+	for i := 0; i < o.fifo.len(); i++ {
+		b = appendBytes(b, envelope.AppendEncode(nil, o.fifo.at(i)))
+	}
+	b = binary.AppendUvarint(b, uint64(o.delays.Len()))
+	err := o.delays.Snapshot(func(owner envelope.Address, token string, fireAt int64, e *envelope.Envelope) error {
+		b = appendBytes(b, []byte(owner.Namespace))
+		b = appendBytes(b, []byte(owner.Type))
+		b = appendBytes(b, []byte(owner.ID))
+		b = appendBytes(b, []byte(token))
+		b = binary.AppendVarint(b, fireAt)
+		b = appendBytes(b, envelope.AppendEncode(nil, e))
+		return nil
+	})
+	return b, err
+}
+
+func invocationEnvelope(ft FunctionType, id string, inv protocol.Invocation) *envelope.Envelope {
+	e := &envelope.Envelope{Target: envelope.Address{Namespace: ft.Namespace, Type: ft.Name, ID: id}}
+	if inv.Caller != nil {
+		e.HasCaller = true
+		e.Caller = envelope.Address{Namespace: inv.Caller.Namespace, Type: inv.Caller.Type, ID: inv.Caller.ID}
+	}
+	if inv.Argument != nil {
+		e.Typename, e.Value = inv.Argument.Typename, inv.Argument.Value
+	}
+	return e
+}
+
+func appendBytes(b, v []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	return append(b, v...)
+}
+
+// blobReader decodes the operator blob; the first error sticks.
+type blobReader struct {
+	b   []byte
+	err error
+}
+
+func (r *blobReader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errors.New("dispatch: corrupt operator snapshot: bad varint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *blobReader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = errors.New("dispatch: corrupt operator snapshot: bad varint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *blobReader) bytes() []byte {
+	n := r.uvarint()
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(len(r.b)) {
+		r.err = errors.New("dispatch: corrupt operator snapshot: truncated")
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *blobReader) envelope() *envelope.Envelope {
+	raw := r.bytes()
+	if r.err != nil {
+		return nil
+	}
+	e, _, err := envelope.Decode(raw)
+	if err != nil {
+		r.err = fmt.Errorf("dispatch: corrupt operator snapshot: %w", err)
+	}
+	return e
+}
+
+// restore loads this subtask's key groups from the restored snapshot:
+// state from every overlapping part's store, then queued work.
+func (o *Operator) restore(r dataflow.Restore, storeDir string) error {
+	if r.MaxParallelism() != o.maxP {
+		return fmt.Errorf("restore: the snapshot has max parallelism %d, the job %d: key groups cannot change", r.MaxParallelism(), o.maxP)
+	}
+	var parts []dataflow.RestorePart
+	for _, p := range r.Parts("functions") {
+		if overlap(p.KeyGroups(), o.owned) {
+			parts = append(parts, p)
+		}
+	}
+	// State. Fast path: one part with exactly our key groups becomes our
+	// store as is (hard links).
+	if len(parts) == 1 && parts[0].KeyGroups() == o.owned && parts[0].HasPebble() {
+		if err := parts[0].MaterializePebble(storeDir); err != nil {
+			return fmt.Errorf("restore state of %s: %w", parts[0].TaskID(), err)
+		}
+		if err := o.openStore(storeDir); err != nil {
+			return err
+		}
+	} else {
+		if err := o.openStore(storeDir); err != nil {
+			return err
+		}
+		for _, p := range parts {
+			if err := o.copyState(p); err != nil {
+				return fmt.Errorf("restore state of %s: %w", p.TaskID(), err)
+			}
+		}
+	}
+	// Queued work, in the order that keeps per-address FIFO.
+	for _, p := range parts {
+		if err := o.restoreWork(p); err != nil {
+			return fmt.Errorf("restore %s: %w", p.TaskID(), err)
+		}
+	}
+	o.scheduleNext()
+	return nil
+}
+
+func overlap(a, b dataflow.KeyGroupRange) bool { return a.Start < b.End && b.Start < a.End }
+
+func (o *Operator) copyState(p dataflow.RestorePart) error {
+	if !p.HasPebble() {
+		return nil
+	}
+	tmp := filepath.Join(o.ctx.StateDir(), "restore-"+p.TaskID())
+	_ = os.RemoveAll(tmp)
+	if err := p.MaterializePebble(tmp); err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	src, err := state.Open(state.Options{Dir: tmp, WriteBackBytes: -1})
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	r := dataflow.KeyGroupRange{Start: max(p.KeyGroups().Start, o.owned.Start), End: min(p.KeyGroups().End, o.owned.End)}
+	return src.Scan(r, func(k state.Key, v []byte, expiresAt int64) error {
+		return o.store.Set(k, v, expiresAt)
+	})
+}
+
+func (o *Operator) mine(id string) bool { return o.owned.Contains(dataflow.KeyGroupFor(id, o.maxP)) }
+
+func (o *Operator) restoreWork(p dataflow.RestorePart) error {
+	blob, err := p.ReadFile(snapOperator)
+	if err != nil {
+		return err
+	}
+	if len(blob) == 0 || blob[0] != blobVersion {
+		return fmt.Errorf("dispatch: operator snapshot has an unknown version")
+	}
+	r := &blobReader{b: blob[1:]}
+	push := func(e *envelope.Envelope) {
+		if e != nil && o.mine(e.Target.ID) {
+			o.fifo.push(e)
+			o.created++
+		}
+	}
+	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
+		push(r.envelope())
+	}
+	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
+		push(r.envelope())
+	}
+	// The feedback log follows the FIFO: its records arrived later.
+	if fb, err := p.ReadFile(snapFeedback); err == nil {
+		lg, err := feedback.ReadLog(bytes.NewReader(fb))
+		if err != nil {
+			return err
+		}
+		err = lg.Replay(o.owned, func(e *envelope.Envelope) error { push(e); return nil })
+		lg.Close()
+		if err != nil {
+			return err
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
+		owner := envelope.Address{Namespace: string(r.bytes()), Type: string(r.bytes()), ID: string(r.bytes())}
+		token := string(r.bytes())
+		fireAt := r.varint()
+		e := r.envelope()
+		if r.err != nil || !o.mine(owner.ID) {
+			continue
+		}
+		if err := o.delays.Restore(owner, token, fireAt, e); err != nil {
+			return err
+		}
+		o.created++
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("dispatch: corrupt operator snapshot: %d trailing bytes", len(r.b))
+	}
+	return r.err
+}
