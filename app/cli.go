@@ -8,12 +8,15 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/statefun-go/statefun/checkpoint/store"
 	"github.com/statefun-go/statefun/statefun"
 	"github.com/statefun-go/statefun/statefun/module"
 )
@@ -58,6 +61,11 @@ func Execute(args []string, stdout, stderr io.Writer, opts ...Option) int {
 		interval           string
 		strict             bool
 		shutdownTimeout    time.Duration
+		fresh              bool
+		fromSavepoint      string
+		restartAttempts    int
+		retain             int
+		spTimeout          time.Duration
 	)
 	addModuleFlags := func(c *cobra.Command) {
 		c.Flags().StringArrayVar(&modules, "module", nil, "module.yaml file or directory of modules (repeatable)")
@@ -88,8 +96,43 @@ func Execute(args []string, stdout, stderr io.Writer, opts ...Option) int {
 			if len(cfg.Modules) == 0 {
 				return fmt.Errorf("%w: --module is required", ErrUsage)
 			}
+			cfg.Fresh, cfg.FromSavepoint, cfg.RestartAttempts, cfg.RetainCheckpoints = fresh, fromSavepoint, restartAttempts, retain
+			if (cfg.CheckpointInterval > 0 || fromSavepoint != "") && stateDir == "" {
+				d, err := os.MkdirTemp("", "statefun-state-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(d)
+				cfg.StateDir = d
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if cfg.StateDir != "" {
+				// `statefun savepoint --state-dir` finds us through the pid
+				// file and asks with SIGUSR1.
+				if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+					return err
+				}
+				pidFile := filepath.Join(cfg.StateDir, pidFileName)
+				if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+					return err
+				}
+				defer os.Remove(pidFile)
+				usr1 := make(chan os.Signal, 1)
+				signal.Notify(usr1, syscall.SIGUSR1)
+				defer signal.Stop(usr1)
+				reqs := make(chan struct{}, 1)
+				go func() {
+					for range usr1 {
+						select {
+						case reqs <- struct{}{}:
+						default:
+						}
+					}
+				}()
+				cfg.SavepointRequests = reqs
+				cfg.OnSavepoint = func(dir string) { fmt.Fprintf(stderr, "savepoint: %s\n", dir) }
+			}
 			sum, err := Run(ctx, cfg)
 			if err != nil {
 				return err
@@ -103,6 +146,29 @@ func Execute(args []string, stdout, stderr io.Writer, opts ...Option) int {
 	run.Flags().StringVar(&interval, "checkpoint-interval", "", "interval between checkpoint barriers, e.g. 1s or 5sec (default: none)")
 	run.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	run.Flags().DurationVar(&shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful stop may drain before the job is closed")
+	run.Flags().BoolVar(&fresh, "fresh", false, "ignore the checkpoints in --state-dir and start from empty state")
+	run.Flags().StringVar(&fromSavepoint, "from-savepoint", "", "restore from this savepoint (or checkpoint) directory; the parallelism may differ")
+	run.Flags().IntVar(&restartAttempts, "restart-attempts", 3, "restarts from the latest checkpoint after a failure (fixed delay of 1s)")
+	run.Flags().IntVar(&retain, "retain-checkpoints", 3, "complete checkpoints to keep")
+
+	savepoint := &cobra.Command{
+		Use:   "savepoint --state-dir DIR",
+		Short: "Take a savepoint of the job running with --state-dir DIR and print its directory",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if stateDir == "" {
+				return fmt.Errorf("%w: --state-dir is required", ErrUsage)
+			}
+			dir, err := requestSavepoint(stateDir, spTimeout)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), dir)
+			return nil
+		},
+	}
+	savepoint.Flags().StringVar(&stateDir, "state-dir", "", "the --state-dir of the running job")
+	savepoint.Flags().DurationVar(&spTimeout, "timeout", time.Minute, "how long to wait for the savepoint")
 
 	validate := &cobra.Command{
 		Use:   "validate --module PATH",
@@ -133,7 +199,7 @@ func Execute(args []string, stdout, stderr io.Writer, opts ...Option) int {
 		Short: "Print the version",
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "statefun", Version) },
 	}
-	root.AddCommand(run, validate, version)
+	root.AddCommand(run, validate, version, savepoint)
 
 	if err := root.Execute(); err != nil {
 		fmt.Fprintf(stderr, "statefun: %s\n", strings.TrimPrefix(err.Error(), "usage: "))
@@ -154,6 +220,47 @@ func isCobraUsage(err error) bool {
 	return strings.HasPrefix(s, "unknown flag") || strings.HasPrefix(s, "unknown command") ||
 		strings.HasPrefix(s, "invalid argument") || strings.Contains(s, "accepts 0 arg") ||
 		strings.HasPrefix(s, "flag needs an argument")
+}
+
+const pidFileName = "statefun.pid"
+
+// requestSavepoint signals the job running in stateDir and waits for a new
+// savepoint directory to appear.
+func requestSavepoint(stateDir string, timeout time.Duration) (string, error) {
+	b, err := os.ReadFile(filepath.Join(stateDir, pidFileName))
+	if err != nil {
+		return "", fmt.Errorf("no job runs with --state-dir %s: %w", stateDir, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return "", fmt.Errorf("bad pid file: %w", err)
+	}
+	sp, err := store.Open(filepath.Join(stateDir, "savepoints"), "job", store.Options{})
+	if err != nil {
+		return "", err
+	}
+	before := map[uint64]bool{}
+	infos, _ := sp.List()
+	for _, in := range infos {
+		before[in.ID] = true
+	}
+	if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
+		return "", fmt.Errorf("signal job (pid %d): %w", pid, err)
+	}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		infos, err := sp.List()
+		if err != nil {
+			return "", err
+		}
+		for _, in := range infos {
+			if !before[in.ID] {
+				return in.Dir, nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return "", fmt.Errorf("no savepoint appeared within %v (is a checkpoint running? see the job's log)", timeout)
 }
 
 // parseDuration accepts StateFun's syntax (5min, 2 s, 100ms) and Go's (1m30s).

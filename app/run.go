@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/statefun-go/statefun/checkpoint/store"
 	"github.com/statefun-go/statefun/dataflow"
 	"github.com/statefun-go/statefun/dataflow/plan"
 	"github.com/statefun-go/statefun/dataflow/runtime"
@@ -29,8 +30,23 @@ type Config struct {
 	StateDir       string
 	Parallelism    int // default 1
 	MaxParallelism int // default dataflow.DefaultMaxParallelism
-	// CheckpointInterval injects barriers at this interval (0: none).
+	// CheckpointInterval takes a checkpoint at this interval (0: none;
+	// needs StateDir).
 	CheckpointInterval time.Duration
+	// Fresh ignores existing checkpoints in StateDir.
+	Fresh bool
+	// FromSavepoint restores from this savepoint (or checkpoint) directory.
+	FromSavepoint string
+	// RetainCheckpoints keeps this many complete checkpoints (default 3).
+	RetainCheckpoints int
+	// RestartAttempts restarts a failed job from its latest checkpoint up
+	// to this many times (fixed delay RestartDelay, default 1 s).
+	RestartAttempts int
+	RestartDelay    time.Duration
+	// SavepointRequests triggers a savepoint per value received;
+	// OnSavepoint is called with each completed savepoint's directory.
+	SavepointRequests <-chan struct{}
+	OnSavepoint       func(dir string)
 	// ShutdownTimeout bounds the graceful drain after a stop request
 	// (default 30 s).
 	ShutdownTimeout time.Duration
@@ -72,6 +88,15 @@ type Prepared struct {
 	cfg    Config
 }
 
+func (cfg *Config) defaults() {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.RestartDelay <= 0 {
+		cfg.RestartDelay = time.Second
+	}
+}
+
 // Prepare loads the modules and builds the job without starting anything.
 // Every configuration problem is reported at once.
 func Prepare(cfg Config) (*Prepared, error) {
@@ -83,6 +108,12 @@ func Prepare(cfg Config) (*Prepared, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.RetainCheckpoints <= 0 {
+		cfg.RetainCheckpoints = 3
+	}
+	if cfg.RestartDelay <= 0 {
+		cfg.RestartDelay = time.Second
 	}
 	if cfg.Parallelism > cfg.MaxParallelism {
 		return nil, fmt.Errorf("parallelism %d exceeds max parallelism %d", cfg.Parallelism, cfg.MaxParallelism)
@@ -123,46 +154,155 @@ func Prepare(cfg Config) (*Prepared, error) {
 
 // Run prepares and runs the application until it finishes by itself or ctx
 // is cancelled; cancellation starts a graceful shutdown (sources stop, the
-// job drains within ShutdownTimeout).
+// job drains within ShutdownTimeout). With a StateDir and a
+// CheckpointInterval the job takes checkpoints, restores from the latest
+// complete one at start (unless Fresh), and restarts from it after a
+// failure (RestartAttempts, RestartDelay).
 func Run(ctx context.Context, cfg Config) (Summary, error) {
-	p, err := Prepare(cfg)
-	if err != nil {
-		return Summary{}, err
+	cfg.defaults()
+	var total Summary
+	start := time.Now()
+	for attempt := 0; ; attempt++ {
+		p, err := Prepare(cfg)
+		if err != nil {
+			return total, err
+		}
+		sum, err := p.Run(ctx)
+		total.add(sum)
+		total.Duration = time.Since(start)
+		if err == nil || ctx.Err() != nil || !errors.Is(err, errJobFailed) || attempt >= cfg.RestartAttempts {
+			return total, errors.Unwrap(err)
+		}
+		cfg.Logger.Error("job failed; restarting from the latest checkpoint", "attempt", attempt+1, "of", cfg.RestartAttempts, "delay", cfg.RestartDelay, "err", errors.Unwrap(err))
+		select {
+		case <-time.After(cfg.RestartDelay):
+		case <-ctx.Done():
+			return total, errors.Unwrap(err)
+		}
+		cfg.Fresh = false
+		cfg.FromSavepoint = ""
 	}
-	return p.Run(ctx)
 }
 
-// Run runs a prepared application (see Run).
+// errJobFailed wraps failures of a running job (restartable), as opposed to
+// configuration errors.
+var errJobFailed = errors.New("job failed")
+
+type wrapped struct{ err error }
+
+func (w wrapped) Error() string        { return w.err.Error() }
+func (w wrapped) Unwrap() error        { return w.err }
+func (w wrapped) Is(target error) bool { return target == errJobFailed }
+
+func (s *Summary) add(o Summary) {
+	s.IngressRecords += o.IngressRecords
+	s.Invocations += o.Invocations
+	s.EgressRecords += o.EgressRecords
+}
+
+// Run runs a prepared application once (see Run). A failure of the running
+// job is returned wrapped so that Run can tell it from setup errors.
 func (p *Prepared) Run(ctx context.Context) (Summary, error) {
 	cfg := p.cfg
 	log := cfg.Logger
-	stateDir := cfg.StateDir
-	if stateDir != "" {
-		stateDir = filepath.Join(stateDir, "run")
-		// Checkpoint restore comes later: until then every run starts over.
-		if err := os.RemoveAll(stateDir); err != nil {
+	var runDir string
+	var drv *driver
+	var restore dataflow.Restore
+	var firstID dataflow.CheckpointID = 1
+	if cfg.StateDir != "" {
+		runDir = filepath.Join(cfg.StateDir, "run")
+		if err := os.RemoveAll(runDir); err != nil {
 			return Summary{}, fmt.Errorf("state dir: %w", err)
 		}
+		ck, err := store.Open(filepath.Join(cfg.StateDir, "checkpoints"), "job", store.Options{Logger: log})
+		if err != nil {
+			return Summary{}, err
+		}
+		sp, err := store.Open(filepath.Join(cfg.StateDir, "savepoints"), "job", store.Options{Logger: log})
+		if err != nil {
+			return Summary{}, err
+		}
+		var from *store.Checkpoint
+		switch {
+		case cfg.FromSavepoint != "":
+			if from, err = store.OpenDir(cfg.FromSavepoint); err != nil {
+				return Summary{}, fmt.Errorf("--from-savepoint: %w", err)
+			}
+			log.Info("restoring from savepoint", "dir", cfg.FromSavepoint, "id", from.Meta.ID, "parallelism", from.Meta.Parallelism)
+		case cfg.Fresh:
+			log.Info("starting fresh (--fresh): existing checkpoints are ignored")
+		default:
+			var skipped []error
+			if from, skipped, err = ck.Latest(); err != nil {
+				return Summary{}, err
+			}
+			for _, e := range skipped {
+				log.Warn("skipping an invalid checkpoint", "reason", e)
+			}
+			if from != nil {
+				log.Info("restoring from the latest complete checkpoint", "id", from.Meta.ID, "dir", from.Dir)
+			}
+		}
+		if from != nil {
+			if from.Meta.MaxParallelism != cfg.MaxParallelism {
+				return Summary{}, fmt.Errorf("the snapshot %s has max parallelism %d but the job %d: key groups cannot change (use --max-parallelism %d)", from.Dir, from.Meta.MaxParallelism, cfg.MaxParallelism, from.Meta.MaxParallelism)
+			}
+			r, err := newRestore(from)
+			if err != nil {
+				return Summary{}, err
+			}
+			restore = r
+			if !cfg.Fresh {
+				firstID = dataflow.CheckpointID(from.Meta.ID) + 1
+			}
+		}
+		// Ids continue after every stored checkpoint and savepoint, so
+		// a restore never overwrites one.
+		for _, st := range []*store.Store{ck, sp} {
+			infos, err := st.List()
+			if err != nil {
+				return Summary{}, err
+			}
+			for _, in := range infos {
+				firstID = max(firstID, dataflow.CheckpointID(in.ID)+1)
+			}
+		}
+		if cfg.CheckpointInterval > 0 || cfg.SavepointRequests != nil {
+			drv = newDriver(log, ck, sp, cfg.RetainCheckpoints)
+		}
 	}
-	job, err := runtime.New(p.Plan, runtime.Options{Clock: cfg.Clock, Logger: log, StateDir: stateDir})
+	opts := runtime.Options{Clock: cfg.Clock, Logger: log, StateDir: runDir, Restore: restore}
+	if drv != nil {
+		opts.Backend = drv
+		opts.OnTaskFinished = drv.taskFinished
+	}
+	tdbg := time.Now()
+	job, err := runtime.New(p.Plan, opts)
 	if err != nil {
 		return Summary{}, err
 	}
 	defer job.Close()
 	defer p.Job.Close()
 	start := time.Now()
-	if err := job.Start(ctx); err != nil {
-		return Summary{}, err
+	if drv != nil {
+		if err := drv.start(job, cfg.CheckpointInterval, firstID, cfg.Parallelism, cfg.MaxParallelism, start); err != nil {
+			return Summary{}, err
+		}
 	}
-	log.Info("job started", "subtasks", len(p.Plan.Tasks), "parallelism", cfg.Parallelism, "state", job.StateDir())
+	if err := job.Start(ctx); err != nil {
+		return Summary{}, wrapped{err}
+	}
+	log.Info("job started", "startup", time.Since(tdbg), "subtasks", len(p.Plan.Tasks), "parallelism", cfg.Parallelism, "state", job.StateDir())
 
 	var tick <-chan time.Time
-	if cfg.CheckpointInterval > 0 {
-		t := time.NewTicker(cfg.CheckpointInterval)
+	var wake <-chan struct{}
+	var spDone chan string
+	if drv != nil {
+		period := min(max(cfg.CheckpointInterval/4, 10*time.Millisecond), 100*time.Millisecond)
+		t := time.NewTicker(period)
 		defer t.Stop()
-		tick = t.C
+		tick, wake, spDone = t.C, drv.wake, drv.savepointDone
 	}
-	var next dataflow.CheckpointID
 	var runErr error
 loop:
 	for {
@@ -171,8 +311,17 @@ loop:
 			runErr = job.Err()
 			break loop
 		case now := <-tick:
-			next++
-			job.TriggerBarrier(dataflow.Barrier{ID: next, Timestamp: now.UnixMilli()})
+			drv.step(now)
+		case <-wake:
+			drv.step(time.Now())
+		case <-cfg.SavepointRequests:
+			if drv != nil {
+				drv.savepoint()
+			}
+		case dir := <-spDone:
+			if cfg.OnSavepoint != nil {
+				cfg.OnSavepoint(dir)
+			}
 		case <-ctx.Done():
 			timeout := cfg.ShutdownTimeout
 			if timeout <= 0 {
@@ -187,7 +336,7 @@ loop:
 	}
 	sum := p.summary(job, time.Since(start))
 	if runErr != nil {
-		return sum, runErr
+		return sum, wrapped{runErr}
 	}
 	log.Info("job finished")
 	return sum, nil

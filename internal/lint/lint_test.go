@@ -60,6 +60,7 @@ var allowed = map[string][]string{
 	"dataflow/state":             {"dataflow"},
 	"dataflow/runtime":           {"dataflow", "dataflow/plan", "network", "checkpoint"},
 	"network":                    {"dataflow"},
+	"checkpoint/store":           {},
 	"checkpoint":                 {"dataflow"},
 	"statefun/feedback":          {"dataflow", "statefun/envelope"},
 	"statefun/dispatch/delay":    {"statefun/envelope"},
