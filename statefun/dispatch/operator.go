@@ -157,6 +157,8 @@ type Operator struct {
 
 	// Invocations counts messages processed (for metrics).
 	Invocations int64
+	// LastSnapshotPause is the synchronous part of the last snapshot.
+	LastSnapshotPause time.Duration
 }
 
 // NewOperator returns the function operator of subtask i.

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/statefun-go/statefun/dataflow"
 	"github.com/statefun-go/statefun/dataflow/state"
@@ -46,7 +48,14 @@ type pendingLog struct {
 }
 
 // SnapshotState implements dataflow.Snapshotter.
+//
+// The synchronous part is short: flush the write-back cache, take a Pebble
+// checkpoint (hard links) and encode the queued work. Storing the files
+// (checksums, sharing SSTables with earlier checkpoints) runs on a goroutine
+// owned by the operator, and the feedback log completes when the tail's
+// marker comes around; the checkpoint is acked when both are done.
 func (o *Operator) SnapshotState(s dataflow.Snapshot) error {
+	start := time.Now()
 	tmp := s.TempDir()
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return err
@@ -55,14 +64,8 @@ func (o *Operator) SnapshotState(s dataflow.Snapshot) error {
 	if err := o.store.Checkpoint(db); err != nil {
 		return fmt.Errorf("state checkpoint: %w", err)
 	}
-	if err := s.AddPebble(db); err != nil {
-		return err
-	}
 	blob, err := o.encodeOperatorState()
 	if err != nil {
-		return err
-	}
-	if err := s.WriteFile(snapOperator, blob); err != nil {
 		return err
 	}
 	if o.fbLog != nil {
@@ -71,13 +74,48 @@ func (o *Operator) SnapshotState(s dataflow.Snapshot) error {
 		o.fbLog.logger.Close()
 		o.fbLog.done(fmt.Errorf("checkpoint %d superseded by %d before its feedback marker", o.fbLog.id, s.Barrier().ID))
 	}
+	ack := newJoin(2, s.Defer())
 	o.fbLog = &pendingLog{
 		id:     s.Barrier().ID,
 		logger: feedback.NewLogger(o.maxP, nil, feedback.LoggerOptions{MemoryBytes: o.cfg.FeedbackMemoryBytes, SpillDir: filepath.Join(o.ctx.StateDir(), "feedback-log")}),
 		snap:   s,
-		done:   s.Defer(),
+		done:   ack.done,
 	}
+	o.LastSnapshotPause = time.Since(start)
+	o.wg.Add(1)
+	go func() {
+		defer o.wg.Done()
+		err := s.AddPebble(db)
+		if err == nil {
+			err = s.WriteFile(snapOperator, blob)
+		}
+		ack.done(err)
+	}()
 	return nil
+}
+
+// join calls done once after n completions, with the first error.
+type join struct {
+	mu   sync.Mutex
+	n    int
+	err  error
+	fire func(error)
+}
+
+func newJoin(n int, fire func(error)) *join { return &join{n: n, fire: fire} }
+
+func (j *join) done(err error) {
+	j.mu.Lock()
+	if err != nil && j.err == nil {
+		j.err = err
+	}
+	j.n--
+	last := j.n == 0
+	err = j.err
+	j.mu.Unlock()
+	if last {
+		j.fire(err)
+	}
 }
 
 // onMarker seals the feedback log of checkpoint id when the tail's marker
