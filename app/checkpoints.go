@@ -278,8 +278,8 @@ func newRestore(cp *store.Checkpoint) (*restoreFrom, error) {
 	return r, nil
 }
 
-func (r *restoreFrom) ID() dataflow.CheckpointID           { return dataflow.CheckpointID(r.cp.Meta.ID) }
-func (r *restoreFrom) MaxParallelism() int                 { return r.cp.Meta.MaxParallelism }
+func (r *restoreFrom) ID() dataflow.CheckpointID             { return dataflow.CheckpointID(r.cp.Meta.ID) }
+func (r *restoreFrom) MaxParallelism() int                   { return r.cp.Meta.MaxParallelism }
 func (r *restoreFrom) Parts(v string) []dataflow.RestorePart { return r.parts[v] }
 
 type restorePart struct {
