@@ -69,7 +69,11 @@ type result struct {
 
 func (r result) rate() float64 { return float64(r.messages) / r.dur.Seconds() }
 
-func runPipeline(name string, par int, n int64, keys int, target string, writeBack int64) (result, error) {
+func runPipeline(name string, par int, n int64, keys int, target string) (result, error) {
+	return runPipelineCfg(name, par, n, keys, target, 0)
+}
+
+func runPipelineCfg(name string, par int, n int64, keys int, target string, interval time.Duration) (result, error) {
 	var egressed atomic.Int64
 	b := statefun.StatefulFunctionsBuilder()
 	_ = b.WithSpec(statefun.StatefulFunctionSpec{FunctionType: countType, States: []statefun.ValueSpec{countSpec}, Function: statefun.StatefulFunctionPointer(counter)})
@@ -91,7 +95,7 @@ func runPipeline(name string, par int, n int64, keys int, target string, writeBa
 		}},
 		Egresses: []translate.Egress{{ID: "bench/out", Sink: func(int) connectors.Sink { return countingSink{&egressed} }}},
 	}
-	cfg.Dispatch.StateWriteBackBytes = writeBack
+	cfg.CheckpointInterval = interval
 	stop := make(chan struct{})
 	peak := make(chan int64)
 	go trackRSS(stop, peak)
@@ -140,7 +144,8 @@ func main() {
 	keys := flag.Int("keys", 100_000, "key space of the embedded runs")
 	memN := flag.Int64("mem-n", 50_000_000, "messages of the memory run")
 	memKeys := flag.Int("mem-keys", 1_000_000, "key space of the memory run")
-	suites := flag.String("suite", "embedded,f2f,remote,memory", "comma-separated suites")
+	suites := flag.String("suite", "embedded,f2f,remote,checkpoint,memory", "comma-separated suites")
+	ckptBytes := flag.Int64("checkpoint-bytes", 1<<30, "state size of the checkpoint benchmark")
 	remoteN := flag.Int64("remote-n", 500_000, "messages of the remote run")
 	flag.Parse()
 	fmt.Printf("machine: %d CPUs, GOMAXPROCS %d, %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
@@ -157,11 +162,11 @@ func main() {
 		switch s {
 		case "embedded":
 			for _, p := range []int{1, 2} {
-				report(runPipeline(fmt.Sprintf("generator->count(%dk keys)->egress p=%d", *keys/1000, p), p, *n, *keys, "bench/counter", 0))
+				report(runPipeline(fmt.Sprintf("generator->count(%dk keys)->egress p=%d", *keys/1000, p), p, *n, *keys, "bench/counter"))
 			}
 		case "f2f":
 			for _, p := range []int{1, 2} {
-				r, err := runPipeline(fmt.Sprintf("generator->relay->count (f2f) p=%d", p), p, *n/2, *keys, "bench/relay", 0)
+				r, err := runPipeline(fmt.Sprintf("generator->relay->count (f2f) p=%d", p), p, *n/2, *keys, "bench/relay")
 				report(r, err)
 			}
 		case "remote":
@@ -174,8 +179,28 @@ func main() {
 			fmt.Printf("%-44s %12.0f msgs/s  p50 %v p99 %v  (avg batch %.1f)\n", "generator->remote SDK count(10k keys)->egress p=2", r.rate, r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.avgBatch)
 			fmt.Printf("%-44s %12.0f msgs/s  -> runtime reaches %.0f%% of it\n", "  SDK ceiling (handler.Invoke, same batches)", r.sdkCeiling, 100*r.rate/r.sdkCeiling)
 			fmt.Printf("%-44s %12.0f msgs/s  -> runtime is %.1fx\n", "  naive client (1 request per message)", r.naive, r.rate/r.naive)
+		case "checkpoint":
+			without, with, err := checkpointOverhead(*n*2, *keys)
+			if err != nil {
+				fmt.Println("FAIL:", err)
+				failed = true
+				continue
+			}
+			report(without, nil)
+			report(with, nil)
+			fmt.Printf("%-44s %11.0f%%  (target >= 90%%)\n", "  throughput with checkpoints / without", 100*with.rate()/without.rate())
+			cr, err := benchCheckpoint(*ckptBytes)
+			if err != nil {
+				fmt.Println("FAIL:", err)
+				failed = true
+				continue
+			}
+			fmt.Printf("checkpoint of %d MiB of state (loaded in %v):\n", cr.stateBytes>>20, cr.load.Round(time.Millisecond))
+			fmt.Printf("  full:        pause %8v  total %8v\n", cr.fullPause.Round(time.Microsecond), cr.fullTotal.Round(time.Millisecond))
+			fmt.Printf("  incremental: pause %8v  total %8v  (1%% of keys changed, %d MiB new)\n", cr.incrPause.Round(time.Microsecond), cr.incrTotal.Round(time.Millisecond), cr.incrNewBytes>>20)
+			fmt.Printf("  restore (validate + materialize + open + first read): %v\n", cr.restore.Round(time.Millisecond))
 		case "memory":
-			report(runPipeline(fmt.Sprintf("memory: %dM msgs over %dk keys p=2", *memN/1_000_000, *memKeys/1000), 2, *memN, *memKeys, "bench/counter", 0))
+			report(runPipeline(fmt.Sprintf("memory: %dM msgs over %dk keys p=2", *memN/1_000_000, *memKeys/1000), 2, *memN, *memKeys, "bench/counter"))
 		}
 	}
 	if failed {

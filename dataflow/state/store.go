@@ -89,6 +89,16 @@ type Store struct {
 	vbuf   []byte // encoded value (cache disabled)
 	cursor []byte // where the next SweepExpired starts
 	stats  Stats
+
+	// ckpt is the asynchronous checkpoint in progress (nil: none). While
+	// it runs nothing is written to Pebble: the cache absorbs writes (up to
+	// twice its budget), and a write that must reach Pebble waits for it.
+	ckpt *asyncCheckpoint
+}
+
+type asyncCheckpoint struct {
+	done chan struct{}
+	err  error
 }
 
 // Open opens (creating if needed) the Pebble database in opts.Dir.
@@ -281,6 +291,9 @@ func (s *Store) Delete(k Key) error {
 		return err
 	}
 	if !s.cacheOn() {
+		if err := s.awaitCheckpoint(); err != nil {
+			return err
+		}
 		s.kbuf = EncodeKey(s.kbuf[:0], k)
 		return s.db.Delete(s.kbuf, pebble.NoSync)
 	}
@@ -309,6 +322,9 @@ func (s *Store) Flush() error {
 func (s *Store) flush() error {
 	if !s.cacheOn() || len(s.dirty) == 0 {
 		return nil
+	}
+	if err := s.awaitCheckpoint(); err != nil {
+		return err
 	}
 	b := s.db.NewBatch()
 	written := 0
@@ -365,6 +381,9 @@ func (s *Store) maybeShrink() error {
 	if s.cacheBytes() <= s.budget {
 		return nil
 	}
+	if s.checkpointing() && s.cacheBytes() <= 2*s.budget {
+		return nil // let the checkpoint finish before writing to Pebble
+	}
 	if err := s.flush(); err != nil {
 		return err
 	}
@@ -405,12 +424,18 @@ func (s *Store) getDirect() ([]byte, bool, error) {
 	}
 	if s.expired(exp) {
 		s.stats.Expired++
+		if err := s.awaitCheckpoint(); err != nil {
+			return nil, false, err
+		}
 		return nil, false, s.db.Delete(s.kbuf, pebble.NoSync)
 	}
 	return v, true, nil
 }
 
 func (s *Store) setDirect(value []byte, expiresAt int64) error {
+	if err := s.awaitCheckpoint(); err != nil {
+		return err
+	}
 	n := valueHeaderLen(expiresAt) + len(value)
 	if cap(s.vbuf) < n {
 		s.vbuf = make([]byte, n, 2*n)
@@ -428,6 +453,9 @@ func (s *Store) touchDirect(expiresAt int64) error {
 	}
 	if s.expired(exp) {
 		s.stats.Expired++
+		if err := s.awaitCheckpoint(); err != nil {
+			return err
+		}
 		return s.db.Delete(s.kbuf, pebble.NoSync)
 	}
 	if exp == expiresAt {
@@ -440,15 +468,61 @@ func (s *Store) touchDirect(expiresAt int64) error {
 // WAL synced first) to dir, which must not exist. The checkpoint opens as a
 // Store with the contents at the time of the call.
 func (s *Store) Checkpoint(dir string) error {
-	if s.closed {
-		return ErrClosed
-	}
-	if err := s.flush(); err != nil {
+	wait, err := s.CheckpointAsync(dir)
+	if err != nil {
 		return err
 	}
-	if err := s.db.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
-		return fmt.Errorf("state: checkpoint %q: %w", dir, err)
+	return wait()
+}
+
+// CheckpointAsync is Checkpoint with a short synchronous part: it flushes
+// the cache, then writes the Pebble checkpoint on another goroutine and
+// returns a function that waits for it. Until the checkpoint is done the
+// store writes nothing to Pebble (the cache absorbs writes, up to twice its
+// budget; a write that must reach Pebble waits), so the checkpoint holds
+// exactly the contents at the time of the call. wait may be called from
+// any goroutine.
+func (s *Store) CheckpointAsync(dir string) (wait func() error, err error) {
+	if s.closed {
+		return nil, ErrClosed
 	}
+	if err := s.flush(); err != nil {
+		return nil, err
+	}
+	if err := s.awaitCheckpoint(); err != nil {
+		return nil, err
+	}
+	c := &asyncCheckpoint{done: make(chan struct{})}
+	s.ckpt = c
+	go func() {
+		defer close(c.done)
+		if err := s.db.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
+			c.err = fmt.Errorf("state: checkpoint %q: %w", dir, err)
+		}
+	}()
+	return func() error { <-c.done; return c.err }, nil
+}
+
+func (s *Store) checkpointing() bool {
+	if s.ckpt == nil {
+		return false
+	}
+	select {
+	case <-s.ckpt.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// awaitCheckpoint waits for the asynchronous checkpoint in progress, if
+// any. Its outcome goes to its waiter, not to the write that waited.
+func (s *Store) awaitCheckpoint() error {
+	if s.ckpt == nil {
+		return nil
+	}
+	<-s.ckpt.done
+	s.ckpt = nil
 	return nil
 }
 
@@ -513,6 +587,9 @@ func (s *Store) SweepExpired(limit int) (int, error) {
 	}
 	if limit <= 0 {
 		return 0, nil
+	}
+	if err := s.awaitCheckpoint(); err != nil {
+		return 0, err
 	}
 	examine := max(1024, 16*min(limit, 1<<26))
 	now := s.now()
@@ -615,6 +692,9 @@ func (s *Store) Close() error {
 		return nil
 	}
 	err := s.flush()
+	if werr := s.awaitCheckpoint(); err == nil {
+		err = werr
+	}
 	if cerr := s.db.Close(); err == nil {
 		err = cerr
 	}

@@ -489,3 +489,55 @@ func TestLargeValues(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckpointAsyncHoldsTheStateOfTheCall checks that writes made while
+// an asynchronous checkpoint runs never reach it, with the cache on (writes
+// absorbed) and off (writes wait).
+func TestCheckpointAsyncHoldsTheStateOfTheCall(t *testing.T) {
+	for _, wb := range []int64{0, -1, 4 << 10} {
+		dir := t.TempDir()
+		st, err := Open(Options{Dir: filepath.Join(dir, "db"), WriteBackBytes: wb})
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := func(i int) Key {
+			return Key{KeyGroup: dataflow.KeyGroup(i % 128), Space: SpaceValue, Namespace: "n", Type: "t", ID: fmt.Sprint(i), Name: "v"}
+		}
+		for i := 0; i < 500; i++ {
+			if err := st.Set(k(i), []byte("before"), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		wait, err := st.CheckpointAsync(filepath.Join(dir, "ckpt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 2000; i++ { // overwrite and add, forcing shrinks in the small cache
+			if err := st.Set(k(i), []byte("after-after-after"), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := wait(); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+		cp, err := Open(Options{Dir: filepath.Join(dir, "ckpt")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		err = cp.Scan(dataflow.KeyGroupRange{Start: 0, End: 128}, func(_ Key, v []byte, _ int64) error {
+			if string(v) != "before" {
+				return fmt.Errorf("checkpoint holds a later write %q", v)
+			}
+			n++
+			return nil
+		})
+		cp.Close()
+		if err != nil || n != 500 {
+			t.Fatalf("wb=%d: %d values, err %v", wb, n, err)
+		}
+	}
+}

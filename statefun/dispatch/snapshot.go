@@ -49,9 +49,10 @@ type pendingLog struct {
 
 // SnapshotState implements dataflow.Snapshotter.
 //
-// The synchronous part is short: flush the write-back cache, take a Pebble
-// checkpoint (hard links) and encode the queued work. Storing the files
-// (checksums, sharing SSTables with earlier checkpoints) runs on a goroutine
+// The synchronous part is short: flush the write-back cache into Pebble and
+// encode the queued work. The Pebble checkpoint (hard links, WAL synced;
+// the store writes nothing to Pebble meanwhile) and storing the files
+// (checksums, sharing SSTables with earlier checkpoints) run on a goroutine
 // owned by the operator, and the feedback log completes when the tail's
 // marker comes around; the checkpoint is acked when both are done.
 func (o *Operator) SnapshotState(s dataflow.Snapshot) error {
@@ -61,7 +62,8 @@ func (o *Operator) SnapshotState(s dataflow.Snapshot) error {
 		return err
 	}
 	db := filepath.Join(tmp, "pebble")
-	if err := o.store.Checkpoint(db); err != nil {
+	wait, err := o.store.CheckpointAsync(db)
+	if err != nil {
 		return fmt.Errorf("state checkpoint: %w", err)
 	}
 	blob, err := o.encodeOperatorState()
@@ -85,7 +87,10 @@ func (o *Operator) SnapshotState(s dataflow.Snapshot) error {
 	o.wg.Add(1)
 	go func() {
 		defer o.wg.Done()
-		err := s.AddPebble(db)
+		err := wait()
+		if err == nil {
+			err = s.AddPebble(db)
+		}
 		if err == nil {
 			err = s.WriteFile(snapOperator, blob)
 		}

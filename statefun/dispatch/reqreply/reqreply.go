@@ -209,7 +209,7 @@ func (m *Machine) Complete(id string, from *protocol.FromFunction) (Outcome, err
 		if len(reg) == 0 && !stale {
 			// The request already carried every state asked for: sending
 			// it again would get the same answer forever.
-			return Outcome{}, fmt.Errorf("%w: IncompleteInvocationContext asks for states %v, which were all sent: the function and the runtime disagree", ErrState, names)
+			return Outcome{}, fmt.Errorf("%w: IncompleteInvocationContext asks for states %q, which were all sent: the function and the runtime disagree", ErrState, names)
 		}
 		req.Resends++
 		m.probing = false
