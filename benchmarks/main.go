@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -60,6 +61,14 @@ func (s countingSink) Write(*envelope.Envelope) error { s.n.Add(1); return nil }
 func (s countingSink) Flush() error                   { return nil }
 func (s countingSink) Close() error                   { return nil }
 
+// benchLogger discards logs unless BENCH_LOG=debug.
+func benchLogger() *slog.Logger {
+	if os.Getenv("BENCH_LOG") == "debug" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
 type result struct {
 	name     string
 	messages int64
@@ -88,7 +97,7 @@ func runPipelineCfg(name string, par int, n int64, keys int, target string, inte
 		StateDir:    dir,
 		Parallelism: par,
 		Functions:   b.Specs(),
-		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:      benchLogger(),
 		Ingresses: []translate.Ingress{{
 			ID: "bench/gen", ValueType: "io.statefun.types/string", Targets: []string{target},
 			Source: func(int) connectors.Source { return datagen.New(gen) },
@@ -147,7 +156,17 @@ func main() {
 	suites := flag.String("suite", "embedded,f2f,remote,checkpoint,memory", "comma-separated suites")
 	ckptBytes := flag.Int64("checkpoint-bytes", 1<<30, "state size of the checkpoint benchmark")
 	remoteN := flag.Int64("remote-n", 500_000, "messages of the remote run")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	fmt.Printf("machine: %d CPUs, GOMAXPROCS %d, %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
 	var failed bool
 	report := func(r result, err error) {
@@ -204,6 +223,7 @@ func main() {
 		}
 	}
 	if failed {
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

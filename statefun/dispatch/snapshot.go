@@ -84,6 +84,7 @@ func (o *Operator) SnapshotState(s dataflow.Snapshot) error {
 		done:   ack.done,
 	}
 	o.LastSnapshotPause = time.Since(start)
+	o.ctx.Logger().Debug("snapshot taken", "checkpoint", s.Barrier().ID, "pause", o.LastSnapshotPause)
 	o.wg.Add(1)
 	go func() {
 		defer o.wg.Done()
