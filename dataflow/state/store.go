@@ -130,6 +130,14 @@ func Open(opts Options) (*Store, error) {
 		Cache:              cache,
 		Logger:             logger,
 		FormatMajorVersion: pebble.FormatNewest,
+		// The write-back cache hands Pebble one large batch per checkpoint:
+		// a memtable that holds it avoids a flush per checkpoint, and a high
+		// L0 stop threshold keeps a burst of flushes from stalling the
+		// subtask (compactions catch up in the background).
+		MemTableSize:                16 << 20,
+		MemTableStopWritesThreshold: 4,
+		L0CompactionThreshold:       4,
+		L0StopWritesThreshold:       64,
 	}
 	// Bloom filters make Gets of absent keys (new keys) cheap.
 	for i := range po.Levels {
