@@ -24,6 +24,29 @@ const (
 	DefaultStateCacheBytes     = 64 << 20
 )
 
+// IngressBuild is what an ingress kind contributes to the graph.
+type IngressBuild struct {
+	Parallelism int
+	// Routes by connectors.Record.Route (Kafka topic, Kinesis stream).
+	Routes []Route
+	Source SourceFactory
+}
+
+// Route is one routing entry: records of route Name become messages of
+// ValueType to every target function type (namespace/name).
+type Route struct {
+	Name, ValueType string
+	Targets         []string
+}
+
+// ingressKinds and egressKinds build the connectors of module kinds
+// implemented outside this file (Kafka, Kinesis); registered in init
+// functions of this package.
+var (
+	ingressKinds = map[string]func(in *module.Ingress, parallelism int) (IngressBuild, error){}
+	egressKinds  = map[string]func(eg *module.Egress, parallelism int) (int, SinkFactory, error){}
+)
+
 // SourceFactory builds the connector of one source subtask.
 type SourceFactory func(subtask int) connectors.Source
 
@@ -210,7 +233,21 @@ func Build(mod *module.Module, opts Options) (*Job, error) {
 				newSrc: func(int) connectors.Source { return file.NewSource(c) },
 			})
 		default:
-			bad("%s: kind %s is parsed and validated, but this build cannot run it yet", where, in.Kind)
+			build := ingressKinds[in.Kind]
+			if build == nil {
+				bad("%s: kind %s is parsed and validated, but this build cannot run it yet", where, in.Kind)
+				continue
+			}
+			b, err := build(in, p)
+			if err != nil {
+				bad("%s: %v", where, err)
+				continue
+			}
+			routes := map[string]*route{}
+			for _, r := range b.Routes {
+				routes[r.Name] = &route{valueType: r.ValueType, targets: targetsOf(where, r.Targets)}
+			}
+			ingresses = append(ingresses, ingressVertex{id: in.ID.String(), par: b.Parallelism, routes: routes, newSrc: b.Source})
 		}
 	}
 	for _, in := range opts.Ingresses {
@@ -244,10 +281,11 @@ func Build(mod *module.Module, opts Options) (*Job, error) {
 	g.Connect(fn, tail, dataflow.Keyed) // port 0
 	g.Feedback(tail, fn)
 
-	// Egresses: one sink vertex each, parallelism 1.
+	// Egresses: one sink vertex each (parallelism 1 unless the kind says).
 	type egressVertex struct {
 		id      string
 		newSink SinkFactory
+		par     int
 	}
 	var egresses []egressVertex
 	for _, eg := range mod.Egresses {
@@ -255,16 +293,26 @@ func Build(mod *module.Module, opts Options) (*Job, error) {
 		switch s := eg.Spec.(type) {
 		case *module.FileEgressSpec:
 			c := file.SinkConfig{Path: s.Path, Format: connectors.Format(s.Format), Append: s.Append}
-			egresses = append(egresses, egressVertex{eg.ID.String(), func(int) connectors.Sink { return file.NewSink(c) }})
+			egresses = append(egresses, egressVertex{eg.ID.String(), func(int) connectors.Sink { return file.NewSink(c) }, 1})
 		case *module.StdoutEgressSpec:
 			f := connectors.Format(s.Format)
-			egresses = append(egresses, egressVertex{eg.ID.String(), func(int) connectors.Sink { return stdout.New(f, opts.Stdout) }})
+			egresses = append(egresses, egressVertex{eg.ID.String(), func(int) connectors.Sink { return stdout.New(f, opts.Stdout) }, 1})
 		default:
-			bad("%s: kind %s is parsed and validated, but this build cannot run it yet", where, eg.Kind)
+			build := egressKinds[eg.Kind]
+			if build == nil {
+				bad("%s: kind %s is parsed and validated, but this build cannot run it yet", where, eg.Kind)
+				continue
+			}
+			par, sink, err := build(eg, p)
+			if err != nil {
+				bad("%s: %v", where, err)
+				continue
+			}
+			egresses = append(egresses, egressVertex{eg.ID.String(), sink, par})
 		}
 	}
 	for _, eg := range opts.Egresses {
-		egresses = append(egresses, egressVertex{eg.ID, eg.Sink})
+		egresses = append(egresses, egressVertex{eg.ID, eg.Sink, 1})
 	}
 	sort.SliceStable(egresses, func(i, j int) bool { return egresses[i].id < egresses[j].id })
 	for _, ev := range egresses {
@@ -273,7 +321,7 @@ func Build(mod *module.Module, opts Options) (*Job, error) {
 			bad("egress %s is defined twice", ev.id)
 			continue
 		}
-		v := g.AddOperator("egress "+ev.id, 1, func(i int) dataflow.Operator {
+		v := g.AddOperator("egress "+ev.id, max(ev.par, 1), func(i int) dataflow.Operator {
 			return &sinkOperator{id: ev.id, sink: ev.newSink(i)}
 		})
 		e := g.Connect(fn, v, dataflow.Rebalance)
