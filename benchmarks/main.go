@@ -153,7 +153,7 @@ func main() {
 	keys := flag.Int("keys", 100_000, "key space of the embedded runs")
 	memN := flag.Int64("mem-n", 50_000_000, "messages of the memory run")
 	memKeys := flag.Int("mem-keys", 1_000_000, "key space of the memory run")
-	suites := flag.String("suite", "embedded,f2f,remote,checkpoint,memory", "comma-separated suites")
+	suites := flag.String("suite", "embedded,f2f,remote,valve,checkpoint,memory", "comma-separated suites")
 	ckptBytes := flag.Int64("checkpoint-bytes", 1<<30, "state size of the checkpoint benchmark")
 	remoteN := flag.Int64("remote-n", 500_000, "messages of the remote run")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run")
@@ -198,6 +198,23 @@ func main() {
 			fmt.Printf("%-44s %12.0f msgs/s  p50 %v p99 %v  (avg batch %.1f)\n", "generator->remote SDK count(10k keys)->egress p=2", r.rate, r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.avgBatch)
 			fmt.Printf("%-44s %12.0f msgs/s  -> runtime reaches %.0f%% of it\n", "  SDK ceiling (handler.Invoke, same batches)", r.sdkCeiling, 100*r.rate/r.sdkCeiling)
 			fmt.Printf("%-44s %12.0f msgs/s  -> runtime is %.1fx\n", "  naive client (1 request per message)", r.naive, r.rate/r.naive)
+		case "valve":
+			// Backpressure when one address is hot and its batches fill up
+			// (maxNumBatchRequests 10): upstream pauses the whole task while
+			// any address is blocked; we block per address by default.
+			for _, whole := range []bool{true, false} {
+				r, err := runRemoteCfg(*remoteN/2, 10_000, 2, 10, true, whole, false)
+				if err != nil {
+					fmt.Println("FAIL:", err)
+					failed = true
+					continue
+				}
+				mode := "per-address blocking"
+				if whole {
+					mode = "whole-task blocking (upstream)"
+				}
+				fmt.Printf("%-44s %12.0f msgs/s  p50 %v p99 %v\n", "hot key, "+mode, r.rate, r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond))
+			}
 		case "checkpoint":
 			without, with, err := checkpointOverhead(*n*2, *keys)
 			if err != nil {

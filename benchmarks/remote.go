@@ -53,6 +53,7 @@ func sdkHandler() sdk.RequestReplyHandler {
 type tsSource struct {
 	n, next int64
 	keys    int
+	hot     bool // every other message goes to key k0
 	ctx     dataflow.Context
 	names   []string
 }
@@ -74,7 +75,11 @@ func (s *tsSource) Read(dst []connectors.Record) ([]connectors.Record, time.Dura
 	now := time.Now().UnixNano()
 	for len(dst) < cap(dst) && s.next < s.n {
 		v, _ := statefun.EncodeValue(statefun.Int64Type, now)
-		dst = append(dst, connectors.Record{Key: s.names[s.next%int64(s.keys)], HasKey: true, Value: v})
+		k := s.names[s.next%int64(s.keys)]
+		if s.hot && s.next%2 == 0 {
+			k = s.names[0]
+		}
+		dst = append(dst, connectors.Record{Key: k, HasKey: true, Value: v})
 		s.next += int64(s.ctx.Parallelism())
 	}
 	return dst, 0, nil
@@ -133,6 +138,12 @@ func percentile(d []time.Duration, p float64) time.Duration {
 }
 
 func runRemote(n int64, keys, par int) (remoteResult, error) {
+	return runRemoteCfg(n, keys, par, 1000, false, false, true)
+}
+
+// runRemoteCfg runs the remote pipeline; refs also measures the SDK ceiling
+// and the naive client.
+func runRemoteCfg(n int64, keys, par, maxBatch int, hot, wholeTask, refs bool) (remoteResult, error) {
 	var res remoteResult
 	h := &countingHandler{h: sdkHandler()}
 	srv := httptest.NewServer(h)
@@ -142,7 +153,7 @@ func runRemote(n int64, keys, par int) (remoteResult, error) {
 		return res, err
 	}
 	defer os.RemoveAll(dir)
-	mod := fmt.Sprintf("kind: io.statefun.endpoints.v2/http\nspec:\n  functions: bench/remote-counter\n  urlPathTemplate: %s/{function.name}\n  maxNumBatchRequests: 1000\n", srv.URL)
+	mod := fmt.Sprintf("kind: io.statefun.endpoints.v2/http\nspec:\n  functions: bench/remote-counter\n  urlPathTemplate: %s/{function.name}\n  maxNumBatchRequests: %d\n", srv.URL, maxBatch)
 	modPath := filepath.Join(dir, "module.yaml")
 	if err := os.WriteFile(modPath, []byte(mod), 0o644); err != nil {
 		return res, err
@@ -153,10 +164,11 @@ func runRemote(n int64, keys, par int) (remoteResult, error) {
 		Modules: []string{modPath}, StateDir: dir, Parallelism: par,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Ingresses: []translate.Ingress{{ID: "bench/ts", ValueType: "io.statefun.types/long", Targets: []string{"bench/remote-counter"},
-			Source: func(int) connectors.Source { return &tsSource{n: n, keys: keys} }}},
+			Source: func(int) connectors.Source { return &tsSource{n: n, keys: keys, hot: hot} }}},
 		Egresses: []translate.Egress{{ID: "bench/out", Sink: func(int) connectors.Sink { return &latencySink{mu: &mu, lat: &lat} }}},
 	}
 
+	cfg.Dispatch.BlockWholeTask = wholeTask
 	sum, err := app.Run(context.Background(), cfg)
 	if err != nil {
 		return res, err
@@ -168,6 +180,9 @@ func runRemote(n int64, keys, par int) (remoteResult, error) {
 	res.p50, res.p99 = percentile(lat, 0.50), percentile(lat, 0.99)
 	// Requests include the few IncompleteInvocationContext round trips.
 	res.avgBatch = float64(n) / float64(h.requests.Load())
+	if !refs {
+		return res, nil
+	}
 
 	// The SDK's own ceiling: the same function, driven through Invoke with
 	// batches of the size the runtime sent, no HTTP, no runtime.
