@@ -66,6 +66,7 @@ func Execute(args []string, stdout, stderr io.Writer, opts ...Option) int {
 		restartAttempts    int
 		retain             int
 		spTimeout          time.Duration
+		spOnStop           bool
 	)
 	addModuleFlags := func(c *cobra.Command) {
 		c.Flags().StringArrayVar(&modules, "module", nil, "module.yaml file or directory of modules (repeatable)")
@@ -97,7 +98,8 @@ func Execute(args []string, stdout, stderr io.Writer, opts ...Option) int {
 				return fmt.Errorf("%w: --module is required", ErrUsage)
 			}
 			cfg.Fresh, cfg.FromSavepoint, cfg.RestartAttempts, cfg.RetainCheckpoints = fresh, fromSavepoint, restartAttempts, retain
-			if (cfg.CheckpointInterval > 0 || fromSavepoint != "") && stateDir == "" {
+			cfg.SavepointOnStop = spOnStop
+			if (cfg.CheckpointInterval > 0 || fromSavepoint != "" || spOnStop) && stateDir == "" {
 				d, err := os.MkdirTemp("", "statefun-state-")
 				if err != nil {
 					return err
@@ -150,6 +152,7 @@ func Execute(args []string, stdout, stderr io.Writer, opts ...Option) int {
 	run.Flags().StringVar(&fromSavepoint, "from-savepoint", "", "restore from this savepoint (or checkpoint) directory; the parallelism may differ")
 	run.Flags().IntVar(&restartAttempts, "restart-attempts", 3, "restarts from the latest checkpoint after a failure (fixed delay of 1s)")
 	run.Flags().IntVar(&retain, "retain-checkpoints", 3, "complete checkpoints to keep")
+	run.Flags().BoolVar(&spOnStop, "savepoint-on-stop", false, "take a savepoint on SIGINT/SIGTERM before stopping (printed on stderr)")
 
 	savepoint := &cobra.Command{
 		Use:   "savepoint --state-dir DIR",

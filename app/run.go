@@ -47,6 +47,11 @@ type Config struct {
 	// OnSavepoint is called with each completed savepoint's directory.
 	SavepointRequests <-chan struct{}
 	OnSavepoint       func(dir string)
+	// SavepointOnStop takes a savepoint when ctx is cancelled, before the
+	// graceful stop (needs StateDir).
+	SavepointOnStop bool
+
+	preferCheckpoint bool // set by Run on restarts
 	// ShutdownTimeout bounds the graceful drain after a stop request
 	// (default 30 s).
 	ShutdownTimeout time.Duration
@@ -179,8 +184,10 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		case <-ctx.Done():
 			return total, errors.Unwrap(err)
 		}
+		// A restart resumes from the newest checkpoint, or from the
+		// savepoint again when no checkpoint was completed yet.
 		cfg.Fresh = false
-		cfg.FromSavepoint = ""
+		cfg.preferCheckpoint = true
 	}
 }
 
@@ -223,24 +230,39 @@ func (p *Prepared) Run(ctx context.Context) (Summary, error) {
 			return Summary{}, err
 		}
 		var from *store.Checkpoint
-		switch {
-		case cfg.FromSavepoint != "":
-			if from, err = store.OpenDir(cfg.FromSavepoint); err != nil {
-				return Summary{}, fmt.Errorf("--from-savepoint: %w", err)
-			}
-			log.Info("restoring from savepoint", "dir", cfg.FromSavepoint, "id", from.Meta.ID, "parallelism", from.Meta.Parallelism)
-		case cfg.Fresh:
-			log.Info("starting fresh (--fresh): existing checkpoints are ignored")
-		default:
+		latest := func() error {
 			var skipped []error
+			var err error
 			if from, skipped, err = ck.Latest(); err != nil {
-				return Summary{}, err
+				return err
 			}
 			for _, e := range skipped {
 				log.Warn("skipping an invalid checkpoint", "reason", e)
 			}
 			if from != nil {
 				log.Info("restoring from the latest complete checkpoint", "id", from.Meta.ID, "dir", from.Dir)
+			}
+			return nil
+		}
+		switch {
+		case cfg.Fresh:
+			log.Info("starting fresh (--fresh): existing checkpoints are ignored")
+		case cfg.FromSavepoint != "" && cfg.preferCheckpoint:
+			if err := latest(); err != nil {
+				return Summary{}, err
+			}
+			if from != nil {
+				break
+			}
+			fallthrough
+		case cfg.FromSavepoint != "":
+			if from, err = store.OpenDir(cfg.FromSavepoint); err != nil {
+				return Summary{}, fmt.Errorf("--from-savepoint: %w", err)
+			}
+			log.Info("restoring from savepoint", "dir", cfg.FromSavepoint, "id", from.Meta.ID, "parallelism", from.Meta.Parallelism)
+		default:
+			if err := latest(); err != nil {
+				return Summary{}, err
 			}
 		}
 		if from != nil {
@@ -267,7 +289,7 @@ func (p *Prepared) Run(ctx context.Context) (Summary, error) {
 				firstID = max(firstID, dataflow.CheckpointID(in.ID)+1)
 			}
 		}
-		if cfg.CheckpointInterval > 0 || cfg.SavepointRequests != nil {
+		if cfg.CheckpointInterval > 0 || cfg.SavepointRequests != nil || cfg.SavepointOnStop {
 			drv = newDriver(log, ck, sp, cfg.RetainCheckpoints)
 		}
 	}
@@ -290,7 +312,9 @@ func (p *Prepared) Run(ctx context.Context) (Summary, error) {
 		}
 	}
 	if err := job.Start(ctx); err != nil {
-		return Summary{}, wrapped{err}
+		// Opening failed (a restore that cannot work, a missing file...):
+		// restarting would fail the same way.
+		return Summary{}, err
 	}
 	log.Info("job started", "startup", time.Since(tdbg), "subtasks", len(p.Plan.Tasks), "parallelism", cfg.Parallelism, "state", job.StateDir())
 
@@ -327,6 +351,13 @@ loop:
 			if timeout <= 0 {
 				timeout = 30 * time.Second
 			}
+			if cfg.SavepointOnStop && drv != nil {
+				if dir, err := p.stopSavepoint(job, drv, tick, timeout); err != nil {
+					log.Error("no savepoint on stop", "err", err)
+				} else if cfg.OnSavepoint != nil {
+					cfg.OnSavepoint(dir)
+				}
+			}
 			log.Info("stopping: sources stop, the job drains", "timeout", timeout)
 			sctx, cancel := context.WithTimeout(context.Background(), timeout)
 			runErr = job.Shutdown(sctx)
@@ -340,6 +371,28 @@ loop:
 	}
 	log.Info("job finished")
 	return sum, nil
+}
+
+// stopSavepoint takes a savepoint before a graceful stop and waits for it,
+// running the checkpoint driver meanwhile.
+func (p *Prepared) stopSavepoint(job *runtime.Job, drv *driver, tick <-chan time.Time, timeout time.Duration) (string, error) {
+	p.cfg.Logger.Info("taking a savepoint before stopping")
+	drv.savepoint()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case dir := <-drv.savepointDone:
+			return dir, nil
+		case now := <-tick:
+			drv.step(now)
+		case <-drv.wake:
+			drv.step(time.Now())
+		case <-job.Done():
+			return "", fmt.Errorf("the job ended before the savepoint completed: %v", job.Err())
+		case <-deadline:
+			return "", fmt.Errorf("the savepoint did not complete within %v", timeout)
+		}
+	}
 }
 
 func (p *Prepared) summary(job *runtime.Job, d time.Duration) Summary {
