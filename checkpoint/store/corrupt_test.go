@@ -1,6 +1,7 @@
 package store
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,17 +12,16 @@ import (
 // each; chk-2 has one sstable of its own) and returns the store and the
 // names of chk-2's own files.
 type corruptionFixture struct {
-	s           *Store
-	root        string
-	ownSST      string // shared name of an sstable only chk-2 references
-	manifest    string // chk-2's private MANIFEST
-	wal         string // chk-2's private WAL
-	chk2        string
-	metadata2   string
-	blob2       string
-	largeBlob2  string
-	sharedBoth  string // shared name of an sstable both reference
-	expectedLen int
+	s          *Store
+	root       string
+	ownSST     string // shared name of an sstable only chk-2 references
+	manifest   string // chk-2's private MANIFEST
+	wal        string // chk-2's private WAL
+	chk2       string
+	metadata2  string
+	blob2      string
+	largeBlob2 string
+	sharedBoth string // shared name of an sstable both reference
 }
 
 func newCorruptionFixture(t *testing.T) *corruptionFixture {
@@ -70,6 +70,38 @@ func newCorruptionFixture(t *testing.T) *corruptionFixture {
 		t.Fatalf("fixture: %+v", f)
 	}
 	return f
+}
+
+// clone copies the fixture's store (byte copies, so corrupting the clone
+// leaves the template intact) and returns the fixture for the copy.
+func (f *corruptionFixture) clone(t *testing.T) *corruptionFixture {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "checkpoints")
+	err := filepath.WalkDir(f.root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(f.root, p)
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(root, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(root, rel), b, 0o644)
+	})
+	must(t, err)
+	s, err := Open(root, "job", Options{})
+	must(t, err)
+	g := *f
+	move := func(p string) string { return filepath.Join(root, strings.TrimPrefix(p, f.root)) }
+	g.s, g.root = s, root
+	g.chk2, g.metadata2, g.blob2, g.largeBlob2 = move(f.chk2), move(f.metadata2), move(f.blob2), move(f.largeBlob2)
+	return &g
 }
 
 func flipByte(t *testing.T, path string, off int64) {
@@ -140,9 +172,10 @@ func TestCorruptionDetected(t *testing.T) {
 			appendTo(t, filepath.Join(f.chk2, "state", f.wal), "garbage")
 		}, "chk-2: state/{wal}: size"},
 	}
+	template := newCorruptionFixture(t)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newCorruptionFixture(t)
+			f := template.clone(t)
 			tc.corrupt(t, f)
 			want := strings.NewReplacer("{ownSST}", f.ownSST, "{manifest}", f.manifest, "{wal}", f.wal).Replace(tc.reason)
 

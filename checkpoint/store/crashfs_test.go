@@ -11,7 +11,7 @@ import (
 
 var errCrash = errors.New("crashfs: simulated crash")
 
-// crashFS wraps the real file system for the write path (the vfs
+// crashFS wraps the real file system for the write path (the writeFS
 // interface) and simulates a crash at its crashAt-th operation: that
 // operation does not happen (a write happens half), and every later one
 // fails with errCrash, as if the process had died there. powerLoss then
@@ -113,7 +113,7 @@ func (c *crashFS) Mkdir(path string) error {
 	return nil
 }
 
-func (c *crashFS) Create(path string) (vfsFile, error) {
+func (c *crashFS) Create(path string) (writableFile, error) {
 	seq, _, err := c.step("create " + path)
 	if err != nil {
 		return nil, err

@@ -68,10 +68,18 @@
 // shared name that already exists is reused only when it is the same inode
 // or holds the same bytes, so a crc32c collision cannot mix up state.
 //
+// # Concurrency
+//
+// Store, Pending and Checkpoint are safe for concurrent use. Lock order:
+// Pending.mu before Store.mu; Store.mu is held only for short map updates
+// and stats, links and renames in shared/, and for the whole of Retain.
+// Checkpoint verification reads files on GOMAXPROCS goroutines that end
+// before the call returns.
+//
 // # Not done, on purpose
 //
 //   - No lock file: one process (the job manager) owns a job directory.
 //   - No object-store backend yet: the write path goes through a small
-//     internal interface (vfs) so one can be added; tests use it to inject
+//     internal interface (writeFS) so one can be added; tests use it to inject
 //     crashes.
 package store

@@ -47,7 +47,7 @@ func crcReader(r io.Reader) (int64, uint32, error) {
 // copyFile copies src to the new file dst (created through fsys), computing
 // the size and crc32c of what it read, and fsyncs dst when sync is set. On
 // error dst is removed.
-func copyFile(fsys vfs, src, dst string, sync bool) (size int64, crc uint32, err error) {
+func copyFile(fsys writeFS, src, dst string, sync bool) (size int64, crc uint32, err error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return 0, 0, err
@@ -94,7 +94,7 @@ func copyFile(fsys vfs, src, dst string, sync bool) (size int64, crc uint32, err
 
 // writeFile creates path through fsys with data, fsyncing it when sync is
 // set. On error the partial file is removed.
-func writeFile(fsys vfs, path string, data []byte, sync bool) (err error) {
+func writeFile(fsys writeFS, path string, data []byte, sync bool) (err error) {
 	f, err := fsys.Create(path)
 	if err != nil {
 		return err

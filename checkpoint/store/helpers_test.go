@@ -10,7 +10,36 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
+
+// noSyncFS is the real file system with Pebble's fsyncs turned into no-ops:
+// test DBs need no durability of their own (the store's is what is tested),
+// and fsync on a busy shared disk dominates test time otherwise.
+type noSyncFS struct{ vfs.FS }
+
+type noSyncFile struct{ vfs.File }
+
+func (noSyncFile) Sync() error                { return nil }
+func (noSyncFile) SyncData() error            { return nil }
+func (noSyncFile) SyncTo(int64) (bool, error) { return true, nil }
+func wrap(f vfs.File, err error) (vfs.File, error) {
+	if err != nil {
+		return nil, err
+	}
+	return noSyncFile{f}, nil
+}
+func (fs noSyncFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
+	return wrap(fs.FS.Create(name, c))
+}
+func (fs noSyncFS) OpenReadWrite(name string, c vfs.DiskWriteCategory, o ...vfs.OpenOption) (vfs.File, error) {
+	return wrap(fs.FS.OpenReadWrite(name, c, o...))
+}
+func (fs noSyncFS) OpenDir(name string) (vfs.File, error) { return wrap(fs.FS.OpenDir(name)) }
+func (fs noSyncFS) ReuseForWrite(oldname, newname string, c vfs.DiskWriteCategory) (vfs.File, error) {
+	return wrap(fs.FS.ReuseForWrite(oldname, newname, c))
+}
+func (fs noSyncFS) Unwrap() vfs.FS { return fs.FS }
 
 type quietLogger struct{}
 
@@ -25,6 +54,7 @@ func (quietLogger) Fatalf(format string, args ...any) {
 func openDB(t testing.TB, dir string, manual bool) *pebble.DB {
 	t.Helper()
 	db, err := pebble.Open(dir, &pebble.Options{
+		FS:                          noSyncFS{vfs.Default},
 		Logger:                      quietLogger{},
 		FormatMajorVersion:          pebble.FormatNewest,
 		DisableAutomaticCompactions: manual,
@@ -78,7 +108,7 @@ func pebbleCheckpoint(t testing.TB, db *pebble.DB, parent string) string {
 // want(i) and that key n is absent.
 func checkDB(t testing.TB, dir string, n int, want func(i int) []byte) {
 	t.Helper()
-	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+	db, err := pebble.Open(dir, &pebble.Options{FS: noSyncFS{vfs.Default}, Logger: quietLogger{}})
 	if err != nil {
 		t.Fatalf("open materialized checkpoint: %v", err)
 	}

@@ -59,8 +59,8 @@ type pendingTask struct {
 
 // Stats counts what a checkpoint references and what it added to storage.
 type Stats struct {
-	Files int   // files the checkpoint references
-	Bytes int64 // their stored size
+	Files int   // files the checkpoint references (set by Commit)
+	Bytes int64 // their stored size (set by Commit)
 	// NewFiles and NewBytes are what this checkpoint wrote, moved, linked
 	// or copied into storage: private files and shared files that were not
 	// there before. For an incremental checkpoint this is the delta.

@@ -32,7 +32,7 @@ type Options struct {
 	Explicit bool
 
 	// fs performs every mutation of the write path; tests inject crashes.
-	fs vfs
+	fs writeFS
 }
 
 // EnsureDefaults fills unset fields with their defaults.
@@ -115,13 +115,25 @@ func Open(root, job string, opts Options) (*Store, error) {
 	s.mu.pending = make(map[uint64]*Pending)
 	s.mu.byInode = make(map[fileID]sharedEntry)
 	s.mu.corrupt = make(map[uint64]error)
+	// The deepest directory that exists already: the entries MkdirAll
+	// creates below it become durable by fsyncing it and every new one.
+	existing := filepath.Clean(s.sharedDir)
+	for {
+		if _, err := os.Stat(existing); err == nil || filepath.Dir(existing) == existing {
+			break
+		}
+		existing = filepath.Dir(existing)
+	}
 	if err := opts.fs.MkdirAll(s.sharedDir); err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
 	if opts.Sync {
-		for _, d := range []string{s.dir, root} {
+		for d := s.sharedDir; ; d = filepath.Dir(d) {
 			if err := opts.fs.SyncDir(d); err != nil {
 				return nil, fmt.Errorf("store: open: %w", err)
+			}
+			if d == existing || filepath.Dir(d) == d {
+				break
 			}
 		}
 	}

@@ -5,16 +5,16 @@ import (
 	"os"
 )
 
-// vfs is the set of mutating file-system operations the write path uses.
+// writeFS is the set of mutating file-system operations the write path uses.
 // Reads go straight to package os. Production uses osFS; tests substitute a
 // crash-injecting wrapper (crashfs_test.go) that fails every operation from
 // the n-th on and can then drop whatever was not made durable, to prove the
 // ordering of fsyncs and renames.
-type vfs interface {
+type writeFS interface {
 	MkdirAll(path string) error
 	Mkdir(path string) error
 	// Create creates a new file for writing; it fails if path exists.
-	Create(path string) (vfsFile, error)
+	Create(path string) (writableFile, error)
 	Rename(oldpath, newpath string) error
 	// Link creates newpath as a hard link of oldpath; it fails if newpath
 	// exists.
@@ -26,7 +26,7 @@ type vfs interface {
 	SyncDir(path string) error
 }
 
-type vfsFile interface {
+type writableFile interface {
 	io.Writer
 	Sync() error
 	Close() error
@@ -36,7 +36,7 @@ type osFS struct{}
 
 func (osFS) MkdirAll(path string) error { return os.MkdirAll(path, 0o755) }
 func (osFS) Mkdir(path string) error    { return os.Mkdir(path, 0o755) }
-func (osFS) Create(path string) (vfsFile, error) {
+func (osFS) Create(path string) (writableFile, error) {
 	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 }
 func (osFS) Rename(oldpath, newpath string) error { return os.Rename(oldpath, newpath) }
