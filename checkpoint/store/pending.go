@@ -585,7 +585,7 @@ func (p *Pending) Commit(meta Metadata) error {
 		delete(p.s.mu.pending, p.id)
 		p.s.mu.Unlock()
 	}
-	p.opts.Logger.Info("checkpoint store: committed", "dir", p.final, "tasks", len(names),
+	p.opts.Logger.Debug("checkpoint store: committed", "dir", p.final, "tasks", len(names),
 		"files", st.Files, "bytes", st.Bytes, "new_files", st.NewFiles, "new_bytes", st.NewBytes,
 		"reused_files", st.ReusedFiles, "reused_bytes", st.ReusedBytes,
 		"ms", time.Since(p.start).Milliseconds())

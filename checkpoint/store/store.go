@@ -368,7 +368,7 @@ func (s *Store) Retain(n int) error {
 		}
 	}
 	if len(deleted) > 0 || removedShared > 0 {
-		s.opts.Logger.Info("checkpoint store: retained", "job", s.job, "keep", n,
+		s.opts.Logger.Debug("checkpoint store: retained", "job", s.job, "keep", n,
 			"deleted", deleted, "shared_files_removed", removedShared)
 	}
 	return errors.Join(errs...)
