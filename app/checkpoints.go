@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/statefun-go/statefun/checkpoint"
+	"github.com/statefun-go/statefun/checkpoint/savepoint"
 	"github.com/statefun-go/statefun/checkpoint/store"
 	"github.com/statefun-go/statefun/dataflow"
 	"github.com/statefun-go/statefun/dataflow/runtime"
@@ -172,12 +174,24 @@ func (d *driver) handle(rd checkpoint.Ready, now time.Time) {
 		d.mu.Unlock()
 		if d.spIDs[*id] {
 			delete(d.spIDs, *id)
-			if cp, err := d.savepoints.Load(uint64(*id)); err == nil {
-				d.log.Info("savepoint complete", "id", *id, "dir", cp.Dir, "took", took)
-				select {
-				case d.savepointDone <- cp.Dir:
-				default:
-				}
+			cp, err := d.savepoints.Load(uint64(*id))
+			if err != nil {
+				d.log.Error("savepoint stored but unreadable", "id", *id, "err", err)
+			} else {
+				d.log.Info("savepoint stored; writing its canonical form", "id", *id, "took", took)
+				// The canonical (Arrow) form is written off the driver
+				// goroutine: it reads the whole state.
+				dir := filepath.Join(filepath.Dir(filepath.Dir(cp.Dir)), fmt.Sprintf("sp-%d", *id))
+				go func() {
+					start := time.Now()
+					if err := savepoint.Write(cp, dir); err != nil {
+						d.log.Error("canonical savepoint failed; the stored one remains", "dir", cp.Dir, "err", err)
+						dir = cp.Dir
+					} else {
+						d.log.Info("savepoint complete", "dir", dir, "took", time.Since(start))
+					}
+					d.savepointDone <- dir
+				}()
 			}
 		} else {
 			d.log.Debug("checkpoint complete", "id", *id, "took", took)

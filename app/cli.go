@@ -16,7 +16,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/statefun-go/statefun/checkpoint/store"
 	"github.com/statefun-go/statefun/statefun"
 	"github.com/statefun-go/statefun/statefun/module"
 )
@@ -202,7 +201,7 @@ func Execute(args []string, stdout, stderr io.Writer, opts ...Option) int {
 		Short: "Print the version",
 		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "statefun", Version) },
 	}
-	root.AddCommand(run, validate, version, savepoint)
+	root.AddCommand(run, validate, version, savepoint, stateCommand())
 
 	if err := root.Execute(); err != nil {
 		fmt.Fprintf(stderr, "statefun: %s\n", strings.TrimPrefix(err.Error(), "usage: "))
@@ -238,27 +237,26 @@ func requestSavepoint(stateDir string, timeout time.Duration) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("bad pid file: %w", err)
 	}
-	sp, err := store.Open(filepath.Join(stateDir, "savepoints"), "job", store.Options{})
-	if err != nil {
-		return "", err
+	spDir := filepath.Join(stateDir, "savepoints")
+	list := func() map[string]bool {
+		m := map[string]bool{}
+		entries, _ := os.ReadDir(spDir)
+		for _, e := range entries {
+			if _, err := os.Stat(filepath.Join(spDir, e.Name(), "_savepoint.json")); err == nil && strings.HasPrefix(e.Name(), "sp-") {
+				m[e.Name()] = true
+			}
+		}
+		return m
 	}
-	before := map[uint64]bool{}
-	infos, _ := sp.List()
-	for _, in := range infos {
-		before[in.ID] = true
-	}
+	before := list()
 	if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
 		return "", fmt.Errorf("signal job (pid %d): %w", pid, err)
 	}
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		infos, err := sp.List()
-		if err != nil {
-			return "", err
-		}
-		for _, in := range infos {
-			if !before[in.ID] {
-				return in.Dir, nil
+		for name := range list() {
+			if !before[name] {
+				return filepath.Join(spDir, name), nil
 			}
 		}
 		time.Sleep(50 * time.Millisecond)

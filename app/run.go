@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/statefun-go/statefun/checkpoint/savepoint"
 	"github.com/statefun-go/statefun/checkpoint/store"
 	"github.com/statefun-go/statefun/dataflow"
 	"github.com/statefun-go/statefun/dataflow/plan"
@@ -256,7 +257,14 @@ func (p *Prepared) Run(ctx context.Context) (Summary, error) {
 			}
 			fallthrough
 		case cfg.FromSavepoint != "":
-			if from, err = store.OpenDir(cfg.FromSavepoint); err != nil {
+			if savepoint.IsSavepointDir(cfg.FromSavepoint) {
+				// A canonical savepoint becomes a checkpoint for this
+				// parallelism first.
+				from, err = savepoint.Restore(cfg.FromSavepoint, ck, cfg.Parallelism)
+			} else {
+				from, err = store.OpenDir(cfg.FromSavepoint)
+			}
+			if err != nil {
 				return Summary{}, fmt.Errorf("--from-savepoint: %w", err)
 			}
 			log.Info("restoring from savepoint", "dir", cfg.FromSavepoint, "id", from.Meta.ID, "parallelism", from.Meta.Parallelism)
