@@ -86,9 +86,24 @@ func (d *driver) pendingFor(id dataflow.CheckpointID) (*store.Pending, error) {
 	defer d.mu.Unlock()
 	p := d.pending[id]
 	if p == nil {
-		return nil, fmt.Errorf("checkpoint %d is not in progress", id)
+		return nil, fmt.Errorf("checkpoint %d is not in progress: %w", id, runtime.ErrCheckpointAborted)
 	}
 	return p, nil
+}
+
+// written maps a failed write to ErrCheckpointAborted when the checkpoint
+// was aborted meanwhile (its pending files are gone): the task goes on.
+func (d *driver) written(id dataflow.CheckpointID, err error) error {
+	if err == nil {
+		return nil
+	}
+	d.mu.Lock()
+	_, live := d.pending[id]
+	d.mu.Unlock()
+	if !live {
+		return fmt.Errorf("checkpoint %d: %w (%v)", id, runtime.ErrCheckpointAborted, err)
+	}
+	return err
 }
 
 func (d *driver) WriteFile(id dataflow.CheckpointID, task, name string, data []byte) error {
@@ -96,7 +111,7 @@ func (d *driver) WriteFile(id dataflow.CheckpointID, task, name string, data []b
 	if err != nil {
 		return err
 	}
-	return p.AddFile(task, name, data)
+	return d.written(id, p.AddFile(task, name, data))
 }
 
 func (d *driver) AddPebble(id dataflow.CheckpointID, task, dir string) error {
@@ -104,7 +119,7 @@ func (d *driver) AddPebble(id dataflow.CheckpointID, task, dir string) error {
 	if err != nil {
 		return err
 	}
-	return p.AddPebbleCheckpoint(task+pebbleSuffix, dir)
+	return d.written(id, p.AddPebbleCheckpoint(task+pebbleSuffix, dir))
 }
 
 func (d *driver) Ack(id dataflow.CheckpointID, task string) {

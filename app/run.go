@@ -176,14 +176,18 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		sum, err := p.Run(ctx)
 		total.add(sum)
 		total.Duration = time.Since(start)
-		if err == nil || ctx.Err() != nil || !errors.Is(err, errJobFailed) || attempt >= cfg.RestartAttempts {
-			return total, errors.Unwrap(err)
+		var jobErr wrapped
+		if !errors.As(err, &jobErr) {
+			return total, err // nil, or a setup error: not restartable
 		}
-		cfg.Logger.Error("job failed; restarting from the latest checkpoint", "attempt", attempt+1, "of", cfg.RestartAttempts, "delay", cfg.RestartDelay, "err", errors.Unwrap(err))
+		if ctx.Err() != nil || attempt >= cfg.RestartAttempts {
+			return total, jobErr.err
+		}
+		cfg.Logger.Error("job failed; restarting from the latest checkpoint", "attempt", attempt+1, "of", cfg.RestartAttempts, "delay", cfg.RestartDelay, "err", jobErr.err)
 		select {
 		case <-time.After(cfg.RestartDelay):
 		case <-ctx.Done():
-			return total, errors.Unwrap(err)
+			return total, jobErr.err
 		}
 		// A restart resumes from the newest checkpoint, or from the
 		// savepoint again when no checkpoint was completed yet.
@@ -192,15 +196,12 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 }
 
-// errJobFailed wraps failures of a running job (restartable), as opposed to
-// configuration errors.
-var errJobFailed = errors.New("job failed")
-
+// wrapped marks failures of a running job (restartable), as opposed to
+// setup errors.
 type wrapped struct{ err error }
 
-func (w wrapped) Error() string        { return w.err.Error() }
-func (w wrapped) Unwrap() error        { return w.err }
-func (w wrapped) Is(target error) bool { return target == errJobFailed }
+func (w wrapped) Error() string { return w.err.Error() }
+func (w wrapped) Unwrap() error { return w.err }
 
 func (s *Summary) add(o Summary) {
 	s.IngressRecords += o.IngressRecords
@@ -239,6 +240,11 @@ func (p *Prepared) Run(ctx context.Context) (Summary, error) {
 			}
 			for _, e := range skipped {
 				log.Warn("skipping an invalid checkpoint", "reason", e)
+			}
+			if from == nil && len(skipped) > 0 {
+				// Starting from empty state would replay input into
+				// outputs that already hold it: the user decides.
+				return fmt.Errorf("every checkpoint in %s is invalid (newest: %v); start over with --fresh, or restore a savepoint with --from-savepoint", filepath.Join(cfg.StateDir, "checkpoints"), skipped[0])
 			}
 			if from != nil {
 				log.Info("restoring from the latest complete checkpoint", "id", from.Meta.ID, "dir", from.Dir)

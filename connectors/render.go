@@ -1,6 +1,7 @@
 package connectors
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"strconv"
@@ -41,7 +42,9 @@ func AppendRendered(dst []byte, f Format, e *envelope.Envelope) []byte {
 	if s, ok := wellKnownText(e.Typename, e.Value); ok {
 		dst = append(dst, s...)
 	} else if utf8.Valid(e.Value) {
-		dst = append(dst, e.Value...)
+		// One record per line: JSON encoders (and the SDKs' JSON types)
+		// end values with a newline.
+		dst = append(dst, bytes.TrimRight(e.Value, "\r\n")...)
 	} else {
 		dst = base64.StdEncoding.AppendEncode(dst, e.Value)
 	}
@@ -56,7 +59,10 @@ func appendJSONValue(dst []byte, typename string, v []byte) []byte {
 		return append(dst, s...)
 	}
 	if json.Valid(v) {
-		return append(dst, v...)
+		var b bytes.Buffer
+		if json.Compact(&b, v) == nil {
+			return append(dst, b.Bytes()...)
+		}
 	}
 	if utf8.Valid(v) {
 		return strconv.AppendQuote(dst, string(v))

@@ -53,6 +53,15 @@ func (s *Sink) Open(ctx dataflow.Context) error {
 		return fmt.Errorf("file egress: %w", err)
 	}
 	if s.restoreTo >= 0 {
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("file egress: %w", err)
+		}
+		if fi.Size() < s.restoreTo {
+			f.Close()
+			return fmt.Errorf("file egress %s: the restored checkpoint wrote %d bytes but the file has %d: it was replaced or truncated since; restore it or start with --fresh", s.cfg.Path, s.restoreTo, fi.Size())
+		}
 		if err := f.Truncate(s.restoreTo); err != nil {
 			f.Close()
 			return fmt.Errorf("file egress: restore to %d bytes: %w", s.restoreTo, err)

@@ -41,6 +41,10 @@ type Options struct {
 	OnTaskFinished func(task string, source bool)
 }
 
+// ErrCheckpointAborted is returned by a Backend for writes to a checkpoint
+// that was aborted meanwhile: the task goes on (it does not fail).
+var ErrCheckpointAborted = errors.New("runtime: checkpoint aborted")
+
 // Backend stores the snapshots of a job's tasks and collects their
 // acknowledgements; the checkpoint driver implements it. Methods are called
 // from task goroutines.

@@ -198,6 +198,9 @@ func (t *task) injectBarrier(b dataflow.Barrier) {
 		if ss, ok := t.src.(dataflow.SourceSnapshotter); ok {
 			if err := ss.SnapshotPosition(snap); err != nil {
 				be.Decline(b.ID, t.id, err)
+				if errors.Is(err, ErrCheckpointAborted) {
+					return // nothing to inject any more
+				}
 				t.job.fail(fmt.Errorf("%s: snapshot position for checkpoint %d: %w", t.pt.Name, b.ID, err))
 				return
 			}
@@ -345,7 +348,9 @@ func (t *task) completeBarrier(b dataflow.Barrier) error {
 		if s, ok := t.op.(dataflow.Snapshotter); ok {
 			if err := s.SnapshotState(snap); err != nil {
 				be.Decline(b.ID, t.id, err)
-				return fmt.Errorf("%s: snapshot for checkpoint %d: %w", t.pt.Name, b.ID, err)
+				if !errors.Is(err, ErrCheckpointAborted) {
+					return fmt.Errorf("%s: snapshot for checkpoint %d: %w", t.pt.Name, b.ID, err)
+				}
 			}
 		}
 		snap.finish()
