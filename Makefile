@@ -5,7 +5,7 @@ PKGS    := ./...
 # Packages with goroutines and shared state: always tested with -race.
 RACE_PKGS := ./dataflow/... ./network/... ./statefun/... ./checkpoint/... ./connectors/... ./e2e/...
 
-.PHONY: all build run test test-race test-short bench bench-quick lint vet fmt verify-fmt verify-mod clean
+.PHONY: all build run test test-race test-short bench bench-quick smoke-long lint vet fmt verify-fmt verify-mod clean
 
 all: build
 
@@ -26,7 +26,10 @@ test-short:
 
 bench: ## micro benchmarks, then the macro benchmarks side by side
 	$(GO) test -run '^$$' -bench . -benchtime 1x -benchmem ./network/ ./statefun/ ./dataflow/state/ ./statefun/feedback/
-	$(GO) run ./benchmarks -suite embedded,f2f,memory
+	$(GO) run ./benchmarks
+
+smoke-long: ## the smoke test's long form: 10 SIGKILLs over 100k commands
+	SMOKE_LONG=1 $(GO) test -count=1 -timeout 30m -run TestSmoke -v ./internal/smoke/
 
 bench-quick:
 	$(GO) run ./benchmarks -suite embedded,f2f -n 500000
