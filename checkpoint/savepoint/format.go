@@ -36,7 +36,6 @@ const (
 	positionBlob    = "position"
 	finishedBlob    = "finished"
 	taskPropPrefix  = "task/"
-	operatorVersion = 1
 )
 
 // Batching of the Arrow files: a record batch holds at most batchRows rows

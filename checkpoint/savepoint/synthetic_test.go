@@ -3,7 +3,6 @@ package savepoint
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/statefun-go/statefun/dataflow"
 	"github.com/statefun-go/statefun/dataflow/state"
 	"github.com/statefun-go/statefun/statefun"
+	"github.com/statefun-go/statefun/statefun/dispatch/opstate"
 	"github.com/statefun-go/statefun/statefun/envelope"
 	"github.com/statefun-go/statefun/statefun/feedback"
 )
@@ -63,15 +63,12 @@ func msg(t testing.TB, to envelope.Address, from *envelope.Address, v string) *e
 
 // rawBlob encodes an operator blob with a remote section, as dispatch does.
 func rawBlob(remote, fifo []*envelope.Envelope, delayed []MessageRow) []byte {
-	b := []byte{operatorVersion}
-	for _, sec := range [][]*envelope.Envelope{remote, fifo} {
-		b = binary.AppendUvarint(b, uint64(len(sec)))
-		for _, e := range sec {
-			b = appendBytes(b, envelope.AppendEncode(nil, e))
-		}
+	st := opstate.State{Remote: remote, Queued: fifo}
+	for i := range delayed {
+		d := &delayed[i]
+		st.Delayed = append(st.Delayed, opstate.Delayed{Owner: d.Owner, Token: d.Token, FireAt: d.FireAt, Envelope: &d.Envelope})
 	}
-	rest := encodeOperatorBlob(nil, delayed)
-	return append(b, rest[3:]...) // drop the version and the empty remote and FIFO counts
+	return opstate.Encode(&st)
 }
 
 type synthetic struct {

@@ -3,7 +3,6 @@ package savepoint
 import (
 	"bytes"
 	"cmp"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"github.com/statefun-go/statefun/checkpoint/store"
 	"github.com/statefun-go/statefun/dataflow"
 	"github.com/statefun-go/statefun/dataflow/state"
+	"github.com/statefun-go/statefun/statefun/dispatch/opstate"
 	"github.com/statefun-go/statefun/statefun/envelope"
 	"github.com/statefun-go/statefun/statefun/feedback"
 )
@@ -438,120 +438,22 @@ func readWork(cp *store.Checkpoint, t taskInfo, maxP int, msgs []MessageRow) ([]
 // copy here.
 
 func decodeOperatorBlob(blob []byte) (queued []*envelope.Envelope, delayed []MessageRow, err error) {
-	if len(blob) == 0 || blob[0] != operatorVersion {
-		return nil, nil, fmt.Errorf("%w: operator snapshot has an unknown version", ErrCorrupt)
+	st, err := opstate.Decode(blob)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: operator snapshot: %v", ErrCorrupt, err)
 	}
-	r := &blobReader{b: blob[1:]}
-	for range 2 { // remote invocations, then the FIFO
-		for n := r.uvarint(); n > 0 && r.err == nil; n-- {
-			if e := r.envelope(); r.err == nil {
-				queued = append(queued, e)
-			}
-		}
-	}
-	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
-		owner := envelope.Address{Namespace: string(r.bytes()), Type: string(r.bytes()), ID: string(r.bytes())}
-		token := string(r.bytes())
-		fireAt := r.varint()
-		e := r.envelope()
-		if r.err == nil {
-			delayed = append(delayed, MessageRow{Kind: KindDelayed, Envelope: *e, Owner: owner, Token: token, FireAt: fireAt})
-		}
-	}
-	if r.err == nil && len(r.b) != 0 {
-		r.err = fmt.Errorf("%d trailing bytes", len(r.b))
-	}
-	if r.err != nil {
-		return nil, nil, fmt.Errorf("%w: operator snapshot: %v", ErrCorrupt, r.err)
+	queued = append(st.Remote, st.Queued...)
+	for _, d := range st.Delayed {
+		delayed = append(delayed, MessageRow{Kind: KindDelayed, Envelope: *d.Envelope, Owner: d.Owner, Token: d.Token, FireAt: d.FireAt})
 	}
 	return queued, delayed, nil
 }
 
 func encodeOperatorBlob(queued []*envelope.Envelope, delayed []MessageRow) []byte {
-	b := []byte{operatorVersion}
-	b = binary.AppendUvarint(b, 0) // no remote invocations: they are queued
-	b = binary.AppendUvarint(b, uint64(len(queued)))
-	var buf []byte
-	for _, e := range queued {
-		buf = envelope.AppendEncode(buf[:0], e)
-		b = appendBytes(b, buf)
-	}
-	b = binary.AppendUvarint(b, uint64(len(delayed)))
+	st := opstate.State{Queued: queued}
 	for i := range delayed {
 		d := &delayed[i]
-		b = appendBytes(b, []byte(d.Owner.Namespace))
-		b = appendBytes(b, []byte(d.Owner.Type))
-		b = appendBytes(b, []byte(d.Owner.ID))
-		b = appendBytes(b, []byte(d.Token))
-		b = binary.AppendVarint(b, d.FireAt)
-		buf = envelope.AppendEncode(buf[:0], &d.Envelope)
-		b = appendBytes(b, buf)
+		st.Delayed = append(st.Delayed, opstate.Delayed{Owner: d.Owner, Token: d.Token, FireAt: d.FireAt, Envelope: &d.Envelope})
 	}
-	return b
-}
-
-func appendBytes(b, v []byte) []byte {
-	b = binary.AppendUvarint(b, uint64(len(v)))
-	return append(b, v...)
-}
-
-type blobReader struct {
-	b   []byte
-	err error
-}
-
-func (r *blobReader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.err = errors.New("bad varint")
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *blobReader) varint() int64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.err = errors.New("bad varint")
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *blobReader) bytes() []byte {
-	n := r.uvarint()
-	if r.err != nil {
-		return nil
-	}
-	if n > uint64(len(r.b)) {
-		r.err = errors.New("truncated")
-		return nil
-	}
-	v := r.b[:n]
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *blobReader) envelope() *envelope.Envelope {
-	raw := r.bytes()
-	if r.err != nil {
-		return nil
-	}
-	e, used, err := envelope.Decode(raw)
-	if err != nil {
-		r.err = err
-		return nil
-	}
-	if used != len(raw) {
-		r.err = fmt.Errorf("envelope uses %d of %d bytes", used, len(raw))
-	}
-	return e
+	return opstate.Encode(&st)
 }

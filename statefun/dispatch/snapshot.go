@@ -2,7 +2,6 @@ package dispatch
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/statefun-go/statefun/dataflow"
 	"github.com/statefun-go/statefun/dataflow/state"
+	"github.com/statefun-go/statefun/statefun/dispatch/opstate"
 	"github.com/statefun-go/statefun/statefun/envelope"
 	"github.com/statefun-go/statefun/statefun/feedback"
 	"github.com/statefun-go/statefun/statefun/protocol"
@@ -34,9 +34,8 @@ import (
 // which keeps per-address order), delayed messages go back to the delay
 // buffer.
 const (
-	snapOperator = "operator"
+	snapOperator = "operator" // opstate encoding
 	snapFeedback = "feedback"
-	blobVersion  = 1
 )
 
 // pendingLog is the feedback log of the checkpoint being taken.
@@ -149,35 +148,22 @@ func (o *Operator) onMarker(id uint64) {
 }
 
 func (o *Operator) encodeOperatorState() ([]byte, error) {
-	b := []byte{blobVersion}
-	// Remote invocations, as envelopes, per address in order.
-	var remote [][]byte
+	var st opstate.State
 	for _, rf := range o.remotes {
 		rf.m.Snapshot(func(id string, invs []protocol.Invocation) {
 			for _, inv := range invs {
-				remote = append(remote, envelope.AppendEncode(nil, invocationEnvelope(rf.typ, id, inv)))
+				st.Remote = append(st.Remote, invocationEnvelope(rf.typ, id, inv))
 			}
 		})
 	}
-	b = binary.AppendUvarint(b, uint64(len(remote)))
-	for _, r := range remote {
-		b = appendBytes(b, r)
-	}
-	b = binary.AppendUvarint(b, uint64(o.fifo.len()))
 	for i := 0; i < o.fifo.len(); i++ {
-		b = appendBytes(b, envelope.AppendEncode(nil, o.fifo.at(i)))
+		st.Queued = append(st.Queued, o.fifo.at(i))
 	}
-	b = binary.AppendUvarint(b, uint64(o.delays.Len()))
 	err := o.delays.Snapshot(func(owner envelope.Address, token string, fireAt int64, e *envelope.Envelope) error {
-		b = appendBytes(b, []byte(owner.Namespace))
-		b = appendBytes(b, []byte(owner.Type))
-		b = appendBytes(b, []byte(owner.ID))
-		b = appendBytes(b, []byte(token))
-		b = binary.AppendVarint(b, fireAt)
-		b = appendBytes(b, envelope.AppendEncode(nil, e))
+		st.Delayed = append(st.Delayed, opstate.Delayed{Owner: owner, Token: token, FireAt: fireAt, Envelope: e})
 		return nil
 	})
-	return b, err
+	return opstate.Encode(&st), err
 }
 
 func invocationEnvelope(ft FunctionType, id string, inv protocol.Invocation) *envelope.Envelope {
@@ -188,69 +174,6 @@ func invocationEnvelope(ft FunctionType, id string, inv protocol.Invocation) *en
 	}
 	if inv.Argument != nil {
 		e.Typename, e.Value = inv.Argument.Typename, inv.Argument.Value
-	}
-	return e
-}
-
-func appendBytes(b, v []byte) []byte {
-	b = binary.AppendUvarint(b, uint64(len(v)))
-	return append(b, v...)
-}
-
-// blobReader decodes the operator blob; the first error sticks.
-type blobReader struct {
-	b   []byte
-	err error
-}
-
-func (r *blobReader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.err = errors.New("dispatch: corrupt operator snapshot: bad varint")
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *blobReader) varint() int64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.err = errors.New("dispatch: corrupt operator snapshot: bad varint")
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *blobReader) bytes() []byte {
-	n := r.uvarint()
-	if r.err != nil {
-		return nil
-	}
-	if n > uint64(len(r.b)) {
-		r.err = errors.New("dispatch: corrupt operator snapshot: truncated")
-		return nil
-	}
-	v := r.b[:n]
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *blobReader) envelope() *envelope.Envelope {
-	raw := r.bytes()
-	if r.err != nil {
-		return nil
-	}
-	e, _, err := envelope.Decode(raw)
-	if err != nil {
-		r.err = fmt.Errorf("dispatch: corrupt operator snapshot: %w", err)
 	}
 	return e
 }
@@ -326,21 +249,21 @@ func (o *Operator) restoreWork(p dataflow.RestorePart) error {
 	if err != nil {
 		return err
 	}
-	if len(blob) == 0 || blob[0] != blobVersion {
-		return fmt.Errorf("dispatch: operator snapshot has an unknown version")
+	st, err := opstate.Decode(blob)
+	if err != nil {
+		return err
 	}
-	r := &blobReader{b: blob[1:]}
 	push := func(e *envelope.Envelope) {
-		if e != nil && o.mine(e.Target.ID) {
+		if o.mine(e.Target.ID) {
 			o.fifo.push(e)
 			o.created++
 		}
 	}
-	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
-		push(r.envelope())
+	for _, e := range st.Remote {
+		push(e)
 	}
-	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
-		push(r.envelope())
+	for _, e := range st.Queued {
+		push(e)
 	}
 	// The feedback log follows the FIFO: its records arrived later.
 	if fb, err := p.ReadFile(snapFeedback); err == nil {
@@ -356,21 +279,14 @@ func (o *Operator) restoreWork(p dataflow.RestorePart) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
-		owner := envelope.Address{Namespace: string(r.bytes()), Type: string(r.bytes()), ID: string(r.bytes())}
-		token := string(r.bytes())
-		fireAt := r.varint()
-		e := r.envelope()
-		if r.err != nil || !o.mine(owner.ID) {
+	for _, d := range st.Delayed {
+		if !o.mine(d.Owner.ID) {
 			continue
 		}
-		if err := o.delays.Restore(owner, token, fireAt, e); err != nil {
+		if err := o.delays.Restore(d.Owner, d.Token, d.FireAt, d.Envelope); err != nil {
 			return err
 		}
 		o.created++
 	}
-	if r.err == nil && len(r.b) != 0 {
-		r.err = fmt.Errorf("dispatch: corrupt operator snapshot: %d trailing bytes", len(r.b))
-	}
-	return r.err
+	return nil
 }
