@@ -249,6 +249,12 @@ func (t *task) runOperator() error {
 		}
 		select {
 		case d := <-in:
+			// Mailbox actions posted before this delivery could arrive
+			// (a checkpoint's completion notice before the next barrier)
+			// run first: select picks among ready cases at random.
+			if err := t.runMailbox(); err != nil {
+				return err
+			}
 			if err := t.process(d); err != nil {
 				return err
 			}

@@ -85,6 +85,18 @@ func (r *routerSource) Poll() (time.Duration, error) {
 
 func (r *routerSource) Close() error { return r.src.Close() }
 
+// NotifyCheckpointComplete implements dataflow.CheckpointListener: it
+// forwards the completion of a checkpoint to the ingress connector (Kafka:
+// committing the checkpointed offsets to the consumer group).
+func (r *routerSource) NotifyCheckpointComplete(id dataflow.CheckpointID) error {
+	if l, ok := r.src.(dataflow.CheckpointListener); ok {
+		if err := l.NotifyCheckpointComplete(id); err != nil {
+			return fmt.Errorf("ingress %s: %w", r.id, err)
+		}
+	}
+	return nil
+}
+
 // SnapshotPosition implements dataflow.SourceSnapshotter.
 func (r *routerSource) SnapshotPosition(s dataflow.Snapshot) error {
 	return snapshotPosition(s, r.src)
@@ -97,12 +109,25 @@ const (
 	FinishedFile = "finished"
 )
 
+// positionerAt is implemented by connectors that must know which
+// checkpoint a position belongs to (a two-phase-commit sink commits the
+// transaction of checkpoint n only when n completes).
+type positionerAt interface {
+	PositionAt(id dataflow.CheckpointID) ([]byte, error)
+}
+
 func snapshotPosition(s dataflow.Snapshot, c any) error {
 	cp, ok := c.(connectors.Checkpointed)
 	if !ok {
 		return nil
 	}
-	pos, err := cp.Position()
+	var pos []byte
+	var err error
+	if pa, ok := c.(positionerAt); ok {
+		pos, err = pa.PositionAt(s.Barrier().ID)
+	} else {
+		pos, err = cp.Position()
+	}
 	if err != nil {
 		return err
 	}
@@ -191,6 +216,25 @@ func (s *sinkOperator) EndOfStep() error {
 }
 
 func (s *sinkOperator) Close() error { return s.sink.Close() }
+
+// NotifyCheckpointComplete implements dataflow.CheckpointListener:
+// two-phase-commit sinks commit the output of checkpoint id.
+func (s *sinkOperator) NotifyCheckpointComplete(id dataflow.CheckpointID) error {
+	if l, ok := s.sink.(dataflow.CheckpointListener); ok {
+		if err := l.NotifyCheckpointComplete(id); err != nil {
+			return fmt.Errorf("egress %s: %w", s.id, err)
+		}
+	}
+	return nil
+}
+
+// Paused implements dataflow.Pauser for sinks that apply backpressure (the
+// exactly-once Kafka sink while it holds records behind a pre-committed
+// transaction).
+func (s *sinkOperator) Paused() bool {
+	p, ok := s.sink.(dataflow.Pauser)
+	return ok && p.Paused()
+}
 
 // SnapshotState implements dataflow.Snapshotter.
 func (s *sinkOperator) SnapshotState(snap dataflow.Snapshot) error {

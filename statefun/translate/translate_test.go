@@ -431,6 +431,19 @@ func TestBuildErrors(t *testing.T) {
 	}
 	t.Run("kinds not runnable yet", func(t *testing.T) {
 		yaml := gen("com.example/gen", "com.example/greeter") + `---
+kind: io.statefun.kinesis.v1/egress
+spec:
+  id: com.example/kinesis-out
+`
+		mod, path := loadModule(t, yaml, nil)
+		_, err := Build(mod, Options{Registry: registry(t, "com.example/greeter")})
+		q := regexp.QuoteMeta(path)
+		mustMatch(t, err,
+			q+`:6:1: egress com\.example/kinesis-out: kind io\.statefun\.kinesis\.v1/egress is parsed and validated, but this build cannot run it yet`,
+		)
+	})
+	t.Run("kafka connector configuration", func(t *testing.T) {
+		yaml := gen("com.example/gen", "com.example/greeter") + `---
 kind: io.statefun.kafka.v1/ingress
 spec:
   id: com.example/kafka-in
@@ -440,23 +453,22 @@ spec:
     - topic: t
       valueType: com.example/T
       targets: [com.example/greeter]
+  properties:
+    - fetch.max.bytez: 1
 ---
 kind: io.statefun.kafka.v1/egress
 spec:
   id: com.example/kafka-out
   address: kafka:9092
----
-kind: io.statefun.kinesis.v1/egress
-spec:
-  id: com.example/kinesis-out
+  properties:
+    - foo.config: bar
 `
 		mod, path := loadModule(t, yaml, nil)
 		_, err := Build(mod, Options{Registry: registry(t, "com.example/greeter")})
 		q := regexp.QuoteMeta(path)
 		mustMatch(t, err,
-			q+`:6:1: ingress com\.example/kafka-in: kind io\.statefun\.kafka\.v1/ingress is parsed and validated, but this build cannot run it yet`,
-			q+`:16:1: egress com\.example/kafka-out: kind io\.statefun\.kafka\.v1/egress is parsed and validated, but this build cannot run it yet`,
-			q+`:21:1: egress com\.example/kinesis-out: kind io\.statefun\.kinesis\.v1/egress is parsed and validated, but this build cannot run it yet`,
+			q+`:6:1: ingress com\.example/kafka-in: consumer property "fetch\.max\.bytez" is unknown or not supported`,
+			q+`:18:1: egress com\.example/kafka-out: producer property "foo\.config" is unknown or not supported`,
 		)
 	})
 	t.Run("no ingress", func(t *testing.T) {
@@ -483,14 +495,13 @@ spec:
 	})
 	t.Run("every problem at once", func(t *testing.T) {
 		yaml := gen("com.example/gen", "com.example/nobody") + `---
-kind: io.statefun.kafka.v1/egress
+kind: io.statefun.kinesis.v1/egress
 spec:
-  id: com.example/kafka-out
-  address: kafka:9092
+  id: com.example/kinesis-out
 `
 		mod, _ := loadModule(t, yaml, nil)
 		_, err := Build(mod, Options{Registry: registry(t, "com.example/greeter")})
-		mustMatch(t, err, `target com\.example/nobody`, `kafka-out: kind io\.statefun\.kafka\.v1/egress`)
+		mustMatch(t, err, `target com\.example/nobody`, `kinesis-out: kind io\.statefun\.kinesis\.v1/egress`)
 	})
 	t.Run("graph validation", func(t *testing.T) {
 		// Parallelism above the max parallelism is caught by the graph.
