@@ -40,6 +40,9 @@ type driver struct {
 	started  map[dataflow.CheckpointID]time.Time
 	wake     chan struct{}
 
+	// coordStats is a copy of the coordinator's stats after each step.
+	coordStats checkpoint.CoordinatorStats
+
 	// savepointDone receives the directory of each completed savepoint.
 	savepointDone chan string
 	spIDs         map[dataflow.CheckpointID]bool
@@ -67,6 +70,13 @@ func (d *driver) start(job *runtime.Job, interval time.Duration, firstID dataflo
 	}
 	d.coord = c
 	return nil
+}
+
+// stats returns the coordinator's counters (safe from any goroutine).
+func (d *driver) stats() checkpoint.CoordinatorStats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.coordStats
 }
 
 func (d *driver) post(fn func(now time.Time) checkpoint.Ready) {
@@ -168,6 +178,10 @@ func (d *driver) step(now time.Time) {
 		d.handle(ev(now), now)
 	}
 	d.handle(d.coord.Tick(now), now)
+	st := d.coord.Stats()
+	d.mu.Lock()
+	d.coordStats = st
+	d.mu.Unlock()
 }
 
 func (d *driver) handle(rd checkpoint.Ready, now time.Time) {

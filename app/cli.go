@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/statefun-go/statefun/metrics"
 	"github.com/statefun-go/statefun/statefun"
 	"github.com/statefun-go/statefun/statefun/module"
 )
@@ -66,6 +67,7 @@ func Execute(args []string, stdout, stderr io.Writer, opts ...Option) int {
 		retain             int
 		spTimeout          time.Duration
 		spOnStop           bool
+		metricsAddr        string
 	)
 	addModuleFlags := func(c *cobra.Command) {
 		c.Flags().StringArrayVar(&modules, "module", nil, "module.yaml file or directory of modules (repeatable)")
@@ -134,6 +136,13 @@ func Execute(args []string, stdout, stderr io.Writer, opts ...Option) int {
 				cfg.SavepointRequests = reqs
 				cfg.OnSavepoint = func(dir string) { fmt.Fprintf(stderr, "savepoint: %s\n", dir) }
 			}
+			if metricsAddr != "" {
+				addr, err := metrics.Serve(ctx, metricsAddr)
+				if err != nil {
+					return fmt.Errorf("--metrics-addr: %w", err)
+				}
+				cfg.Logger.Info("serving Prometheus metrics", "url", "http://"+addr+"/metrics")
+			}
 			sum, err := Run(ctx, cfg)
 			if err != nil {
 				return err
@@ -151,6 +160,7 @@ func Execute(args []string, stdout, stderr io.Writer, opts ...Option) int {
 	run.Flags().StringVar(&fromSavepoint, "from-savepoint", "", "restore from this savepoint (or checkpoint) directory; the parallelism may differ")
 	run.Flags().IntVar(&restartAttempts, "restart-attempts", 3, "restarts from the latest checkpoint after a failure (fixed delay of 1s)")
 	run.Flags().IntVar(&retain, "retain-checkpoints", 3, "complete checkpoints to keep")
+	run.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address, e.g. 127.0.0.1:9249 (default: off)")
 	run.Flags().BoolVar(&spOnStop, "savepoint-on-stop", false, "take a savepoint on SIGINT/SIGTERM before stopping (printed on stderr)")
 
 	savepoint := &cobra.Command{

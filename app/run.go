@@ -330,6 +330,8 @@ func (p *Prepared) Run(ctx context.Context) (Summary, error) {
 		// restarting would fail the same way.
 		return Summary{}, err
 	}
+	collector.set(job, p, drv)
+	defer collector.set(nil, nil, nil)
 	log.Info("job started", "startup", time.Since(tdbg), "subtasks", len(p.Plan.Tasks), "parallelism", cfg.Parallelism, "state", job.StateDir())
 
 	var tick <-chan time.Time

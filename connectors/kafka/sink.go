@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/statefun-go/statefun/dataflow"
+	"github.com/statefun-go/statefun/metrics"
 	"github.com/statefun-go/statefun/statefun"
 	"github.com/statefun-go/statefun/statefun/envelope"
 )
@@ -355,6 +356,7 @@ func (s *Sink) recommit(ctx context.Context, cl *kgo.Client, h txnHandle) error 
 		}
 		switch {
 		case err == nil:
+			metrics.KafkaEgressTransactions.WithLabelValues(s.cfg.ID, "recommitted").Inc()
 			s.log.Info("kafka egress: committed the transaction of the restored checkpoint", "transactional.id", h.TransactionalID,
 				"producer.id", h.ProducerID, "epoch", h.ProducerEpoch)
 			return nil
@@ -470,15 +472,20 @@ func (s *Sink) Paused() bool {
 
 func (s *Sink) onResult(r *kgo.Record, err error) {
 	if err != nil {
+		metrics.KafkaEgressFailures.WithLabelValues(s.cfg.ID).Inc()
 		err = s.wrap(fmt.Errorf("producing to topic %s: %w", r.Topic, err))
 		s.asyncErr.CompareAndSwap(nil, &err)
+		return
 	}
+	metrics.KafkaEgressRecords.WithLabelValues(s.cfg.ID).Inc()
 }
 
 func (s *Sink) onNone(r *kgo.Record, err error) {
 	if err == nil {
+		metrics.KafkaEgressRecords.WithLabelValues(s.cfg.ID).Inc()
 		return
 	}
+	metrics.KafkaEgressFailures.WithLabelValues(s.cfg.ID).Inc()
 	n := s.failures.Add(1)
 	now := time.Now().UnixNano()
 	if last := s.lastLog.Load(); now-last > int64(10*time.Second) && s.lastLog.CompareAndSwap(last, now) {
@@ -594,6 +601,7 @@ func (s *Sink) NotifyCheckpointComplete(id dataflow.CheckpointID) error {
 			id, h.TransactionalID, h.ProducerID, h.ProducerEpoch, err))
 	}
 	s.pre, s.inTxn = nil, false
+	metrics.KafkaEgressTransactions.WithLabelValues(s.cfg.ID, "committed").Inc()
 	// A re-commit of h on restore must never commit a later transaction:
 	// run the next one under a new epoch.
 	pid, epoch, err := s.cl.ProducerID(ctx)
@@ -638,6 +646,7 @@ func (s *Sink) Close() error {
 			"transactional.id", s.txnID, "checkpoint", s.pre.id)
 	case s.inTxn:
 		if aerr := s.cl.AbortBufferedRecords(ctx); aerr == nil {
+			metrics.KafkaEgressTransactions.WithLabelValues(s.cfg.ID, "aborted").Inc()
 			_ = s.cl.EndTransaction(ctx, kgo.TryAbort)
 		}
 	}

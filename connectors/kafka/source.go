@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/statefun-go/statefun/connectors"
 	"github.com/statefun-go/statefun/dataflow"
+	"github.com/statefun-go/statefun/metrics"
 )
 
 // Startup position types (StartupPosition.Type), as in module.yaml.
@@ -470,6 +472,12 @@ func (s *Source) poll(ctx context.Context) {
 			s.ctx.Post(nil)
 			return
 		}
+		fs.EachPartition(func(p kgo.FetchTopicPartition) {
+			if n := len(p.Records); n > 0 {
+				lag := p.HighWatermark - (p.Records[n-1].Offset + 1)
+				metrics.KafkaIngressLag.WithLabelValues(s.cfg.ID, p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(lag, 0)))
+			}
+		})
 		recs := fs.Records()
 		if len(recs) == 0 {
 			continue

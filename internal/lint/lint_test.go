@@ -71,7 +71,8 @@ var allowed = map[string][]string{
 	"statefun/protocol":          {},
 	"statefun/remote":            {"statefun/module"},
 	"connectors":                 {"dataflow", "statefun", "statefun/envelope"},
-	"connectors/kafka":           {"connectors", "dataflow", "statefun", "statefun/envelope", "statefun/module"},
+	"connectors/kafka":           {"connectors", "dataflow", "statefun", "statefun/envelope", "statefun/module", "metrics"},
+	"metrics":                    {},
 	"connectors/":                {"connectors", "dataflow", "statefun", "statefun/envelope"},
 	"statefun/translate":         {"connectors", "connectors/datagen", "connectors/file", "connectors/stdout", "connectors/kafka", "dataflow", "statefun/dispatch", "statefun/envelope", "statefun/module", "statefun/remote"},
 }
