@@ -312,7 +312,7 @@ func (p *Prepared) Run(ctx context.Context) (Summary, error) {
 		opts.Backend = drv
 		opts.OnTaskFinished = drv.taskFinished
 	}
-	tdbg := time.Now()
+	openStart := time.Now()
 	job, err := runtime.New(p.Plan, opts)
 	if err != nil {
 		return Summary{}, err
@@ -332,7 +332,7 @@ func (p *Prepared) Run(ctx context.Context) (Summary, error) {
 	}
 	collector.set(job, p, drv)
 	defer collector.set(nil, nil, nil)
-	log.Info("job started", "startup", time.Since(tdbg), "subtasks", len(p.Plan.Tasks), "parallelism", cfg.Parallelism, "state", job.StateDir())
+	log.Info("job started", "startup", time.Since(openStart), "subtasks", len(p.Plan.Tasks), "parallelism", cfg.Parallelism, "state", job.StateDir())
 
 	var tick <-chan time.Time
 	var wake <-chan struct{}
