@@ -1,12 +1,11 @@
 package checkpoint
 
 import (
-	"bufio"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/statefun-go/statefun/internal/scripttest"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -16,20 +15,6 @@ import (
 
 	"github.com/statefun-go/statefun/dataflow"
 )
-
-// The -rewrite flag is registered in init, after every package-level
-// variable, and only if no other file of the package registered it first,
-// so that further script tests of this package can share it.
-func init() {
-	if flag.Lookup("rewrite") == nil {
-		flag.Bool("rewrite", false, "rewrite the expected output of testdata scripts with the actual output")
-	}
-}
-
-func rewriteScripts() bool {
-	f := flag.Lookup("rewrite")
-	return f != nil && f.Value.String() == "true"
-}
 
 var coordinatorSeed = flag.Uint64("coordinator.seed", 0, "seed of TestCoordinatorModel (0: fixed seeds plus a random one; seeds are always logged)")
 
@@ -80,7 +65,7 @@ func TestCoordinatorScripts(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			s := &coordScript{now: coordEpoch}
-			runCoordScript(t, f, s.run)
+			scripttest.Run(t, f, s.run)
 		})
 	}
 }
@@ -250,108 +235,6 @@ func narrateReady(rd Ready) string {
 		lines = append(lines, fmt.Sprintf("trigger %d%s ts=%s at %s", b.ID, sp(b.Savepoint), ts(b.Timestamp), strings.Join(rd.Sources, " ")))
 	}
 	return strings.Join(lines, "\n")
-}
-
-// coordChunk is either verbatim text (comments and blank lines) or a case.
-type coordChunk struct {
-	text   []string // verbatim lines, when cmd == ""
-	cmd    string
-	line   int
-	expect []string
-}
-
-func parseCoordScript(t *testing.T, path string) []coordChunk {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	var chunks []coordChunk
-	text := func(l string) {
-		if n := len(chunks); n > 0 && chunks[n-1].cmd == "" {
-			chunks[n-1].text = append(chunks[n-1].text, l)
-			return
-		}
-		chunks = append(chunks, coordChunk{text: []string{l}})
-	}
-	for i := 0; i < len(lines); i++ {
-		l := lines[i]
-		trimmed := strings.TrimSpace(l)
-		if trimmed == "" || strings.HasPrefix(trimmed, "#") {
-			text(l)
-			continue
-		}
-		c := coordChunk{cmd: trimmed, line: i + 1}
-		if i+1 >= len(lines) || strings.TrimSpace(lines[i+1]) != "----" {
-			t.Fatalf("%s:%d: command %q is not followed by a ---- line", path, i+1, trimmed)
-		}
-		i += 2
-		for ; i < len(lines) && strings.TrimSpace(lines[i]) != ""; i++ {
-			c.expect = append(c.expect, lines[i])
-		}
-		i-- // the blank line (if any) is verbatim text
-		chunks = append(chunks, c)
-	}
-	return chunks
-}
-
-func runCoordScript(t *testing.T, path string, run func(cmd string, args map[string]string) (string, error)) {
-	t.Helper()
-	rewrite := rewriteScripts()
-	var out strings.Builder
-	for _, c := range parseCoordScript(t, path) {
-		if c.cmd == "" {
-			for _, l := range c.text {
-				out.WriteString(l + "\n")
-			}
-			continue
-		}
-		name, args, err := parseCoordCommand(c.cmd)
-		if err != nil {
-			t.Fatalf("%s:%d: %v", path, c.line, err)
-		}
-		got, err := run(name, args)
-		if err != nil {
-			t.Fatalf("%s:%d: %s: %v", path, c.line, c.cmd, err)
-		}
-		got = strings.TrimRight(got, "\n")
-		out.WriteString(c.cmd + "\n----\n" + got + "\n")
-		if want := strings.Join(c.expect, "\n"); !rewrite && got != want {
-			t.Errorf("%s:%d: %s\n got:\n%s\nwant:\n%s", path, c.line, c.cmd, indentLines(got), indentLines(want))
-		}
-	}
-	if rewrite {
-		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func indentLines(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }
-
-func parseCoordCommand(line string) (string, map[string]string, error) {
-	fields := strings.Fields(line)
-	args := make(map[string]string)
-	for _, f := range fields[1:] {
-		k, v, ok := strings.Cut(f, "=")
-		if !ok {
-			return "", nil, fmt.Errorf("argument %q is not key=value", f)
-		}
-		if _, dup := args[k]; dup {
-			return "", nil, fmt.Errorf("argument %q given twice", k)
-		}
-		args[k] = v
-	}
-	return fields[0], args, nil
 }
 
 // coordArgs consumes arguments and reports unknown ones.

@@ -1,12 +1,10 @@
 package dispatch
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"os"
+	"github.com/statefun-go/statefun/internal/scripttest"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -22,8 +20,6 @@ import (
 	"github.com/statefun-go/statefun/statefun"
 	"github.com/statefun-go/statefun/statefun/envelope"
 )
-
-var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/*.txt with the actual output")
 
 // TestScripts drives one function operator (NewOperator) with the fake
 // context of dataflowtest, on the test goroutine: no goroutines, no sleeps,
@@ -102,7 +98,7 @@ func TestScripts(t *testing.T) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			h := &harness{t: t}
 			t.Cleanup(h.close)
-			runScript(t, f, h.run)
+			scripttest.Run(t, f, h.run)
 		})
 	}
 }
@@ -959,116 +955,6 @@ func TestInvocationContextConcurrentSends(t *testing.T) {
 	if want := []string{"from-0", "from-1"}; !slices.Equal(received, want) {
 		t.Errorf("received %q, want %q", received, want)
 	}
-}
-
-// --- script runner ---
-
-type scriptChunk struct {
-	text   []string // verbatim lines, when cmd == ""
-	cmd    string
-	line   int
-	expect []string
-}
-
-func parseScript(t *testing.T, path string) []scriptChunk {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	var chunks []scriptChunk
-	text := func(l string) {
-		if n := len(chunks); n > 0 && chunks[n-1].cmd == "" {
-			chunks[n-1].text = append(chunks[n-1].text, l)
-			return
-		}
-		chunks = append(chunks, scriptChunk{text: []string{l}})
-	}
-	for i := 0; i < len(lines); i++ {
-		l := lines[i]
-		trimmed := strings.TrimSpace(l)
-		if trimmed == "" || strings.HasPrefix(trimmed, "#") {
-			text(l)
-			continue
-		}
-		c := scriptChunk{cmd: trimmed, line: i + 1}
-		if i+1 >= len(lines) || strings.TrimSpace(lines[i+1]) != "----" {
-			t.Fatalf("%s:%d: command %q is not followed by a ---- line", path, i+1, trimmed)
-		}
-		i += 2
-		for ; i < len(lines) && strings.TrimSpace(lines[i]) != ""; i++ {
-			c.expect = append(c.expect, lines[i])
-		}
-		i-- // the blank line (if any) is verbatim text
-		chunks = append(chunks, c)
-	}
-	return chunks
-}
-
-func runScript(t *testing.T, path string, run func(cmd string, args map[string]string) (string, error)) {
-	t.Helper()
-	chunks := parseScript(t, path)
-	var out strings.Builder
-	for _, c := range chunks {
-		if c.cmd == "" {
-			for _, l := range c.text {
-				out.WriteString(l + "\n")
-			}
-			continue
-		}
-		name, args, err := parseCommand(c.cmd)
-		if err != nil {
-			t.Fatalf("%s:%d: %v", path, c.line, err)
-		}
-		got, err := run(name, args)
-		if err != nil {
-			t.Fatalf("%s:%d: %s: %v", path, c.line, c.cmd, err)
-		}
-		got = strings.TrimRight(got, "\n")
-		out.WriteString(c.cmd + "\n----\n" + got + "\n")
-		if want := strings.Join(c.expect, "\n"); !*rewrite && got != want {
-			t.Errorf("%s:%d: %s\n got:\n%s\nwant:\n%s", path, c.line, c.cmd, indent(got), indent(want))
-		}
-	}
-	if *rewrite {
-		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }
-
-// parseCommand splits "cmd key=value ... positional ..."; positional
-// arguments are stored under "_", "_1", "_2", ...
-func parseCommand(line string) (string, map[string]string, error) {
-	fields := strings.Fields(line)
-	args := make(map[string]string)
-	npos := 0
-	for _, f := range fields[1:] {
-		k, v, ok := strings.Cut(f, "=")
-		if !ok {
-			k, v = "_", f
-			if npos > 0 {
-				k = "_" + strconv.Itoa(npos)
-			}
-			npos++
-		}
-		if _, dup := args[k]; dup {
-			return "", nil, fmt.Errorf("argument %q given twice", k)
-		}
-		args[k] = v
-	}
-	return fields[0], args, nil
 }
 
 // argReader consumes arguments and reports unknown ones.

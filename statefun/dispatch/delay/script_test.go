@@ -1,10 +1,8 @@
 package delay
 
 import (
-	"bufio"
-	"flag"
 	"fmt"
-	"os"
+	"github.com/statefun-go/statefun/internal/scripttest"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,8 +10,6 @@ import (
 
 	"github.com/statefun-go/statefun/statefun/envelope"
 )
-
-var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/*.txt with the actual output")
 
 // The script format (a small subset of cockroachdb/datadriven, without the
 // dependency):
@@ -43,7 +39,7 @@ func TestScripts(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			runScript(t, f, func() func(cmd string, args map[string]string) (string, error) {
+			scripttest.Run(t, f, func() func(cmd string, args map[string]string) (string, error) {
 				b := NewBuffer()
 				return func(cmd string, args map[string]string) (string, error) {
 					return runCommand(&b, cmd, args)
@@ -51,108 +47,6 @@ func TestScripts(t *testing.T) {
 			}())
 		})
 	}
-}
-
-// scriptChunk is either verbatim text (comments and blank lines) or a case.
-type scriptChunk struct {
-	text   []string // verbatim lines, when cmd == ""
-	cmd    string
-	line   int
-	expect []string
-}
-
-func parseScript(t *testing.T, path string) []scriptChunk {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	var chunks []scriptChunk
-	text := func(l string) {
-		if n := len(chunks); n > 0 && chunks[n-1].cmd == "" {
-			chunks[n-1].text = append(chunks[n-1].text, l)
-			return
-		}
-		chunks = append(chunks, scriptChunk{text: []string{l}})
-	}
-	for i := 0; i < len(lines); i++ {
-		l := lines[i]
-		trimmed := strings.TrimSpace(l)
-		if trimmed == "" || strings.HasPrefix(trimmed, "#") {
-			text(l)
-			continue
-		}
-		c := scriptChunk{cmd: trimmed, line: i + 1}
-		if i+1 >= len(lines) || strings.TrimSpace(lines[i+1]) != "----" {
-			t.Fatalf("%s:%d: command %q is not followed by a ---- line", path, i+1, trimmed)
-		}
-		i += 2
-		for ; i < len(lines) && strings.TrimSpace(lines[i]) != ""; i++ {
-			c.expect = append(c.expect, lines[i])
-		}
-		i-- // the blank line (if any) is verbatim text
-		chunks = append(chunks, c)
-	}
-	return chunks
-}
-
-func runScript(t *testing.T, path string, run func(cmd string, args map[string]string) (string, error)) {
-	t.Helper()
-	chunks := parseScript(t, path)
-	var out strings.Builder
-	for _, c := range chunks {
-		if c.cmd == "" {
-			for _, l := range c.text {
-				out.WriteString(l + "\n")
-			}
-			continue
-		}
-		name, args, err := parseCommand(c.cmd)
-		if err != nil {
-			t.Fatalf("%s:%d: %v", path, c.line, err)
-		}
-		got, err := run(name, args)
-		if err != nil {
-			t.Fatalf("%s:%d: %s: %v", path, c.line, c.cmd, err)
-		}
-		got = strings.TrimRight(got, "\n")
-		out.WriteString(c.cmd + "\n----\n" + got + "\n")
-		if want := strings.Join(c.expect, "\n"); !*rewrite && got != want {
-			t.Errorf("%s:%d: %s\n got:\n%s\nwant:\n%s", path, c.line, c.cmd, indent(got), indent(want))
-		}
-	}
-	if *rewrite {
-		if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func indent(s string) string { return "  " + strings.ReplaceAll(s, "\n", "\n  ") }
-
-func parseCommand(line string) (string, map[string]string, error) {
-	fields := strings.Fields(line)
-	args := make(map[string]string)
-	for _, f := range fields[1:] {
-		k, v, ok := strings.Cut(f, "=")
-		if !ok {
-			return "", nil, fmt.Errorf("argument %q is not key=value", f)
-		}
-		if _, dup := args[k]; dup {
-			return "", nil, fmt.Errorf("argument %q given twice", k)
-		}
-		args[k] = v
-	}
-	return fields[0], args, nil
 }
 
 // argReader consumes arguments and reports unknown ones.
