@@ -153,7 +153,7 @@ func main() {
 	keys := flag.Int("keys", 100_000, "key space of the embedded runs")
 	memN := flag.Int64("mem-n", 50_000_000, "messages of the memory run")
 	memKeys := flag.Int("mem-keys", 1_000_000, "key space of the memory run")
-	suites := flag.String("suite", "embedded,f2f,remote,valve,checkpoint,memory", "comma-separated suites")
+	suites := flag.String("suite", "embedded,f2f,remote,valve,checkpoint,kafka,memory", "comma-separated suites")
 	ckptBytes := flag.Int64("checkpoint-bytes", 1<<30, "state size of the checkpoint benchmark")
 	remoteN := flag.Int64("remote-n", 500_000, "messages of the remote run")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run")
@@ -235,6 +235,8 @@ func main() {
 			fmt.Printf("  full:        pause %8v  total %8v\n", cr.fullPause.Round(time.Microsecond), cr.fullTotal.Round(time.Millisecond))
 			fmt.Printf("  incremental: pause %8v  total %8v  (1%% of keys changed, %d MiB new)\n", cr.incrPause.Round(time.Microsecond), cr.incrTotal.Round(time.Millisecond), cr.incrNewBytes>>20)
 			fmt.Printf("  restore (validate + materialize + open + first read): %v\n", cr.restore.Round(time.Millisecond))
+		case "kafka":
+			failed = !kafkaSuite() || failed
 		case "memory":
 			report(runPipeline(fmt.Sprintf("memory: %dM msgs over %dk keys p=2", *memN/1_000_000, *memKeys/1000), 2, *memN, *memKeys, "bench/counter"))
 		}
