@@ -12,6 +12,7 @@ all: build
 build: ## bin/statefun and the greeter example
 	$(GO) build -o $(BIN)/statefun ./cmd/statefun
 	$(GO) build -o $(BIN)/greeter ./examples/greeter
+	$(GO) build -o $(BIN)/kafka-greeter ./examples/kafka-greeter
 
 run: build ## the greeter demo: embedded functions, file in, stdout + file out, stops by itself
 	@mkdir -p out
