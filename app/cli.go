@@ -153,7 +153,7 @@ func Execute(args []string, stdout, stderr io.Writer, opts ...Option) int {
 	}
 	addModuleFlags(run)
 	run.Flags().StringVar(&stateDir, "state-dir", "", "directory for the job's state (default: a temporary directory)")
-	run.Flags().StringVar(&interval, "checkpoint-interval", "", "interval between checkpoint barriers, e.g. 1s or 5sec (default: none)")
+	run.Flags().StringVar(&interval, "checkpoint-interval", "1s", "interval between checkpoints, e.g. 1s or 5sec; 0 disables them (without --state-dir they go to a temporary directory)")
 	run.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	run.Flags().DurationVar(&shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a graceful stop may drain before the job is closed")
 	run.Flags().BoolVar(&fresh, "fresh", false, "ignore the checkpoints in --state-dir and start from empty state")
