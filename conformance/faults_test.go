@@ -3,6 +3,7 @@ package conformance
 import (
 	"bytes"
 	"fmt"
+	"github.com/statefun-go/statefun/connectors/connectortest"
 	"io"
 	"net"
 	"net/http"
@@ -294,7 +295,9 @@ func TestFaultServerClosedMidJob(t *testing.T) {
 		Modules: []string{mod},
 		Ingresses: []translate.Ingress{{
 			ID: "cf/in", Parallelism: 1, ValueType: "io.statefun.types/string", Targets: []string{"remote/greet"},
-			Source: func(int) connectors.Source { return &pacedSource{recs: recs, interval: 50 * time.Millisecond} },
+			Source: func(int) connectors.Source {
+				return &connectortest.PacedSource{Records: recs, Interval: 50 * time.Millisecond}
+			},
 		}},
 		Egresses: []translate.Egress{c.egress("cf/out")},
 	})

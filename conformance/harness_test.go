@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/statefun-go/statefun/connectors/connectortest"
 	"io"
 	"log"
 	"log/slog"
@@ -20,7 +21,6 @@ import (
 
 	"github.com/statefun-go/statefun/app"
 	"github.com/statefun-go/statefun/connectors"
-	"github.com/statefun-go/statefun/dataflow"
 	"github.com/statefun-go/statefun/statefun"
 	"github.com/statefun-go/statefun/statefun/envelope"
 	"github.com/statefun-go/statefun/statefun/protocol"
@@ -199,73 +199,13 @@ func stdoutEgress(id string) string {
 
 // ---- code-declared ingress ----
 
-// sliceSource is a code-declared ingress that emits fixed records from
-// subtask 0, at most batch records per Read.
-type sliceSource struct {
-	recs  []connectors.Record
-	batch int
-	pos   int
-	done  bool
-}
-
-func (s *sliceSource) Open(ctx dataflow.Context) error {
-	s.done = ctx.SubtaskIndex() != 0
-	return nil
-}
-
-func (s *sliceSource) Read(dst []connectors.Record) ([]connectors.Record, time.Duration, error) {
-	if s.done || s.pos >= len(s.recs) {
-		return dst, 0, dataflow.ErrEndOfInput
-	}
-	n := 0
-	for s.pos < len(s.recs) && len(dst) < cap(dst) && (s.batch <= 0 || n < s.batch) {
-		r := s.recs[s.pos]
-		r.Value = slices.Clone(r.Value)
-		dst = append(dst, r)
-		s.pos++
-		n++
-	}
-	return dst, 0, nil
-}
-
-func (s *sliceSource) Close() error { return nil }
-
-// pacedSource emits its records from subtask 0, one every interval.
-type pacedSource struct {
-	recs     []connectors.Record
-	interval time.Duration
-	next     time.Time
-	pos      int
-	done     bool
-}
-
-func (s *pacedSource) Open(ctx dataflow.Context) error {
-	s.done = ctx.SubtaskIndex() != 0
-	return nil
-}
-
-func (s *pacedSource) Read(dst []connectors.Record) ([]connectors.Record, time.Duration, error) {
-	if s.done || s.pos >= len(s.recs) {
-		return dst, 0, dataflow.ErrEndOfInput
-	}
-	if now := time.Now(); now.Before(s.next) {
-		return dst, s.next.Sub(now), nil
-	}
-	dst = append(dst, s.recs[s.pos])
-	s.pos++
-	s.next = time.Now().Add(s.interval)
-	return dst, 0, nil
-}
-
-func (s *pacedSource) Close() error { return nil }
-
 // ingress declares a code ingress of string messages to target, one record
 // per key/value pair.
 func ingress(id, target string, kv ...string) translate.Ingress {
 	recs := stringRecords(kv...)
 	return translate.Ingress{
 		ID: id, Parallelism: 1, ValueType: "io.statefun.types/string", Targets: []string{target},
-		Source: func(int) connectors.Source { return &sliceSource{recs: recs, batch: 64} },
+		Source: func(int) connectors.Source { return &connectortest.SliceSource{Records: recs, Batch: 64} },
 	}
 }
 
@@ -284,20 +224,11 @@ func stringRecords(kv ...string) []connectors.Record {
 // ---- code-declared capturing egress ----
 
 // capture keeps every envelope an egress receives, in arrival order.
-type capture struct {
-	mu   sync.Mutex
-	envs []envelope.Envelope
-}
+type capture struct{ connectortest.Capture }
 
-func (c *capture) egress(id string) translate.Egress {
-	return translate.Egress{ID: id, Sink: func(int) connectors.Sink { return &captureSink{c: c} }}
-}
+func (c *capture) egress(id string) translate.Egress { return translate.Egress{ID: id, Sink: c.Sink} }
 
-func (c *capture) all() []envelope.Envelope {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.envs)
-}
+func (c *capture) all() []envelope.Envelope { return c.All() }
 
 // strings decodes every captured value as an io.statefun.types/string.
 func (c *capture) strings(t *testing.T) []string {
@@ -317,20 +248,6 @@ func (c *capture) strings(t *testing.T) []string {
 	}
 	return out
 }
-
-type captureSink struct{ c *capture }
-
-func (s *captureSink) Open(dataflow.Context) error { return nil }
-func (s *captureSink) Write(e *envelope.Envelope) error {
-	cp := *e
-	cp.Value = slices.Clone(e.Value)
-	s.c.mu.Lock()
-	s.c.envs = append(s.c.envs, cp)
-	s.c.mu.Unlock()
-	return nil
-}
-func (s *captureSink) Flush() error { return nil }
-func (s *captureSink) Close() error { return nil }
 
 // ---- multiset helpers ----
 

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"github.com/statefun-go/statefun/connectors/connectortest"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -164,7 +165,9 @@ func TestIncrementalRegistration(t *testing.T) {
 		Modules: []string{mod},
 		Ingresses: []translate.Ingress{{
 			ID: "cf/in", Parallelism: 1, ValueType: "io.statefun.types/string", Targets: []string{"remote/evolve"},
-			Source: func(int) connectors.Source { return &pacedSource{recs: recs, interval: 20 * time.Millisecond} },
+			Source: func(int) connectors.Source {
+				return &connectortest.PacedSource{Records: recs, Interval: 20 * time.Millisecond}
+			},
 		}},
 		Egresses: []translate.Egress{c.egress("cf/out")},
 	})

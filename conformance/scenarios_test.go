@@ -3,6 +3,7 @@ package conformance
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/statefun-go/statefun/connectors/connectortest"
 	"slices"
 	"strconv"
 	"strings"
@@ -481,7 +482,7 @@ func TestBatchingHotAddress(t *testing.T) {
 			Modules: []string{mod},
 			Ingresses: []translate.Ingress{{
 				ID: "cf/in", Parallelism: 1, ValueType: "io.statefun.types/long", Targets: []string{"remote/seq"},
-				Source: func(int) connectors.Source { return &sliceSource{recs: recs, batch: 64} },
+				Source: func(int) connectors.Source { return &connectortest.SliceSource{Records: recs, Batch: 64} },
 			}},
 			Egresses: []translate.Egress{c.egress("cf/out")},
 		})

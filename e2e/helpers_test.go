@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
+	"github.com/statefun-go/statefun/connectors/connectortest"
 	"log/slog"
 	"os"
 	"runtime/pprof"
@@ -16,7 +16,6 @@ import (
 
 	"github.com/statefun-go/statefun/app"
 	"github.com/statefun-go/statefun/connectors"
-	"github.com/statefun-go/statefun/dataflow"
 	"github.com/statefun-go/statefun/statefun"
 	"github.com/statefun-go/statefun/statefun/envelope"
 	"github.com/statefun-go/statefun/statefun/translate"
@@ -93,117 +92,21 @@ func runApp(t *testing.T, timeout time.Duration, cfg app.Config) (app.Summary, e
 	}
 }
 
-// sliceSource is a code-declared ingress that emits fixed records from
-// subtask 0, at most batch records per Read (to interleave with other work).
-type sliceSource struct {
-	recs  []connectors.Record
-	batch int
-	pos   int
-	done  bool
+// stringRecords makes keyed records whose value is a StringType value.
+func stringRecords(origin string, kv ...string) []connectors.Record {
+	return connectortest.StringRecords(origin, kv...)
 }
 
 func newSliceSource(recs []connectors.Record, batch int) translate.SourceFactory {
-	return func(int) connectors.Source {
-		return &sliceSource{recs: recs, batch: batch}
-	}
+	return func(int) connectors.Source { return &connectortest.SliceSource{Records: recs, Batch: batch} }
 }
 
-func (s *sliceSource) Open(ctx dataflow.Context) error {
-	s.done = ctx.SubtaskIndex() != 0
-	return nil
-}
+// capture keeps every envelope an egress receives, in arrival order.
+type capture struct{ connectortest.Capture }
 
-func (s *sliceSource) Read(dst []connectors.Record) ([]connectors.Record, time.Duration, error) {
-	if s.done || s.pos >= len(s.recs) {
-		return dst, 0, dataflow.ErrEndOfInput
-	}
-	n := 0
-	for s.pos < len(s.recs) && len(dst) < cap(dst) && (s.batch <= 0 || n < s.batch) {
-		r := s.recs[s.pos]
-		r.Value = slices.Clone(r.Value)
-		dst = append(dst, r)
-		s.pos++
-		n++
-	}
-	return dst, 0, nil
-}
+func (c *capture) egress(id string) translate.Egress { return translate.Egress{ID: id, Sink: c.Sink} }
 
-func (s *sliceSource) Close() error { return nil }
-
-// pacedSource emits its records from subtask 0, one every interval,
-// starting one interval after Open.
-type pacedSource struct {
-	recs     []connectors.Record
-	interval time.Duration
-	next     time.Time
-	pos      int
-	done     bool
-}
-
-func (s *pacedSource) Open(ctx dataflow.Context) error {
-	s.done = ctx.SubtaskIndex() != 0
-	s.next = time.Now().Add(s.interval) // the first record comes after one interval too
-	return nil
-}
-
-func (s *pacedSource) Read(dst []connectors.Record) ([]connectors.Record, time.Duration, error) {
-	if s.done || s.pos >= len(s.recs) {
-		return dst, 0, dataflow.ErrEndOfInput
-	}
-	if now := time.Now(); now.Before(s.next) {
-		return dst, s.next.Sub(now), nil
-	}
-	dst = append(dst, s.recs[s.pos])
-	s.pos++
-	s.next = time.Now().Add(s.interval)
-	return dst, 0, nil
-}
-
-func (s *pacedSource) Close() error { return nil }
-
-// stringRecords makes keyed records whose value is a StringType value.
-func stringRecords(origin string, kv ...string) []connectors.Record {
-	var out []connectors.Record
-	for i := 0; i+1 < len(kv); i += 2 {
-		v, err := statefun.EncodeValue(statefun.StringType, kv[i+1])
-		if err != nil {
-			panic(err)
-		}
-		out = append(out, connectors.Record{Key: kv[i], HasKey: true, Value: v, Origin: fmt.Sprintf("%s:%d", origin, i/2+1)})
-	}
-	return out
-}
-
-// capture is a code-declared egress that keeps every envelope it receives,
-// in arrival order.
-type capture struct {
-	mu   sync.Mutex
-	envs []envelope.Envelope
-}
-
-func (c *capture) egress(id string) translate.Egress {
-	return translate.Egress{ID: id, Sink: func(int) connectors.Sink { return &captureSink{c: c} }}
-}
-
-func (c *capture) all() []envelope.Envelope {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.envs)
-}
-
-type captureSink struct{ c *capture }
-
-func (s *captureSink) Open(dataflow.Context) error { return nil }
-func (s *captureSink) Write(e *envelope.Envelope) error {
-	cp := *e
-	cp.Value = slices.Clone(e.Value)
-	s.c.mu.Lock()
-	s.c.envs = append(s.c.envs, cp)
-	s.c.mu.Unlock()
-	return nil
-}
-func (s *captureSink) Flush() error { return nil }
-func (s *captureSink) Close() error { return nil }
+func (c *capture) all() []envelope.Envelope { return c.All() }
 
 // decodeJSON decodes the JSON egress values of envs into a slice of T.
 func decodeJSON[T any](t *testing.T, envs []envelope.Envelope) []T {

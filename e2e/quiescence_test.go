@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"github.com/statefun-go/statefun/connectors/connectortest"
 	"slices"
 	"testing"
 	"time"
@@ -54,7 +55,9 @@ func TestQuiescenceWithSeveralIngresses(t *testing.T) {
 					{ID: "test/empty", Parallelism: 1, ValueType: "io.statefun.types/string", Targets: []string{"test/q"},
 						Source: newSliceSource(nil, 1)},
 					{ID: "test/slow", Parallelism: 1, ValueType: "io.statefun.types/string", Targets: []string{"test/q"},
-						Source: func(int) connectors.Source { return &pacedSource{recs: slow, interval: 30 * time.Millisecond} }},
+						Source: func(int) connectors.Source {
+							return &connectortest.PacedSource{Records: slow, Interval: 30 * time.Millisecond, StartAfterInterval: true}
+						}},
 				},
 				Egresses: []translate.Egress{out.egress(egress.String())},
 			})

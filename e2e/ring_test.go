@@ -3,6 +3,7 @@ package e2e
 import (
 	"cmp"
 	"fmt"
+	"github.com/statefun-go/statefun/connectors/connectortest"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -328,7 +329,9 @@ spec:
 	if c.sliceTokens > 0 {
 		src := newSliceSource(sliceRecs, 3)
 		if c.pace > 0 {
-			src = func(int) connectors.Source { return &pacedSource{recs: sliceRecs, interval: c.pace} }
+			src = func(int) connectors.Source {
+				return &connectortest.PacedSource{Records: sliceRecs, Interval: c.pace, StartAfterInterval: true}
+			}
 		}
 		cfg.Ingresses = append(cfg.Ingresses, translate.Ingress{
 			ID: "test/more-tokens", Parallelism: 1, ValueType: "io.statefun.types/long", Targets: []string{"test/ring"},

@@ -73,6 +73,7 @@ var allowed = map[string][]string{
 	"connectors":                 {"dataflow", "statefun", "statefun/envelope"},
 	"connectors/kafka":           {"connectors", "dataflow", "statefun", "statefun/envelope", "statefun/module", "metrics"},
 	"metrics":                    {},
+	"connectors/connectortest":   {"connectors", "dataflow", "statefun", "statefun/envelope"},
 	"connectors/":                {"connectors", "dataflow", "statefun", "statefun/envelope"},
 	"statefun/translate":         {"connectors", "connectors/datagen", "connectors/file", "connectors/stdout", "connectors/kafka", "dataflow", "statefun/dispatch", "statefun/envelope", "statefun/module", "statefun/remote"},
 }
