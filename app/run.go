@@ -51,6 +51,9 @@ type Config struct {
 	// SavepointOnStop takes a savepoint when ctx is cancelled, before the
 	// graceful stop (needs StateDir).
 	SavepointOnStop bool
+	// OnStarted is called when every operator is open and the job runs
+	// (after each restart too).
+	OnStarted func()
 
 	preferCheckpoint bool // set by Run on restarts
 	// ShutdownTimeout bounds the graceful drain after a stop request
@@ -332,6 +335,9 @@ func (p *Prepared) Run(ctx context.Context) (Summary, error) {
 	}
 	collector.set(job, p, drv)
 	defer collector.set(nil, nil, nil)
+	if cfg.OnStarted != nil {
+		cfg.OnStarted()
+	}
 	log.Info("job started", "startup", time.Since(openStart), "subtasks", len(p.Plan.Tasks), "parallelism", cfg.Parallelism, "state", job.StateDir())
 
 	var tick <-chan time.Time

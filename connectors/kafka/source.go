@@ -376,6 +376,12 @@ func (s *Source) startOffsets(ctx context.Context, adm *kadm.Client, assigned ma
 		if err == nil {
 			err = r.Error()
 		}
+		if errors.Is(err, kerr.GroupIDNotFound) {
+			// A group that never committed has no offsets (Kafka answers
+			// with none, some brokers with this error): fall back.
+			group = kadm.OffsetResponses{}
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("fetch the committed offsets of group %q: %w", s.cc.groupID, err)
 		}
