@@ -58,6 +58,11 @@ type Event struct {
 // ErrEndOfInput is returned by Source.Poll when the source is exhausted.
 var ErrEndOfInput = errors.New("dataflow: end of input")
 
+// ErrCheckpointAborted marks a snapshot that cannot be taken because its
+// checkpoint is void (aborted, or a co-located operator has finished): the
+// runtime declines the checkpoint and the task goes on.
+var ErrCheckpointAborted = errors.New("dataflow: checkpoint aborted")
+
 // ErrClosed is returned by Output.Emit and other blocking calls when the job
 // is being torn down; operators should return it unchanged.
 var ErrClosed = errors.New("dataflow: job closed")

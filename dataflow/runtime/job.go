@@ -43,7 +43,7 @@ type Options struct {
 
 // ErrCheckpointAborted is returned by a Backend for writes to a checkpoint
 // that was aborted meanwhile: the task goes on (it does not fail).
-var ErrCheckpointAborted = errors.New("runtime: checkpoint aborted")
+var ErrCheckpointAborted = dataflow.ErrCheckpointAborted
 
 // Backend stores the snapshots of a job's tasks and collects their
 // acknowledgements; the checkpoint driver implements it. Methods are called

@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/statefun-go/statefun/dataflow"
@@ -43,7 +44,15 @@ func (t *Tail) SnapshotState(s dataflow.Snapshot) error {
 	if t.q == nil {
 		t.q = t.broker.get(t.subtask)
 	}
-	return t.q.AddMarker(uint64(s.Barrier().ID))
+	if err := t.q.AddMarker(uint64(s.Barrier().ID)); err != nil {
+		if errors.Is(err, feedback.ErrClosed) {
+			// The head finished (a bounded job ending): this checkpoint
+			// cannot complete, which is no failure.
+			return fmt.Errorf("%w: the feedback head of subtask %d has finished", dataflow.ErrCheckpointAborted, t.subtask)
+		}
+		return err
+	}
+	return nil
 }
 
 // Close implements dataflow.Operator.
