@@ -108,7 +108,7 @@ func New(p *plan.Plan, opts Options) (*Job, error) {
 	}
 	// Wire producers to consumer channels.
 	for _, t := range j.tasks {
-		for port, out := range t.pt.Outputs {
+		for _, out := range t.pt.Outputs {
 			w := &recordWriter{
 				task: t, part: out.Edge.Partitioning, bufRecords: opts.BufferRecords,
 				maxP: p.MaxParallelism, consumers: len(out.Consumers),
@@ -118,7 +118,6 @@ func New(p *plan.Plan, opts Options) (*Job, error) {
 				w.senders = append(w.senders, cons.gate.Channel(cons.channelOf(out.Edge.ToPort, t.pt.ID.Subtask)))
 			}
 			w.bufs = make([]*network.Buffer, len(w.senders))
-			_ = port
 			t.outputs = append(t.outputs, w)
 		}
 	}

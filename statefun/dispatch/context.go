@@ -10,7 +10,6 @@ import (
 	"github.com/statefun-go/statefun/dataflow/state"
 	"github.com/statefun-go/statefun/statefun"
 	"github.com/statefun-go/statefun/statefun/envelope"
-	"github.com/statefun-go/statefun/statefun/protocol"
 )
 
 // invocation is the statefun.Context and AddressScopedStorage of one
@@ -29,7 +28,6 @@ type invocation struct {
 	fn       *embedded
 	env      *envelope.Envelope
 	self     statefun.Address
-	caller   statefun.Address
 	kg       dataflow.KeyGroup
 	now      int64 // unix nanos of this invocation
 	// err is the first effect error (bad message, unknown egress, duplicate
@@ -41,9 +39,6 @@ func (ic *invocation) reset(fn *embedded, e *envelope.Envelope) {
 	ic.doneCh, ic.finished = nil, false
 	ic.fn, ic.env, ic.err = fn, e, nil
 	ic.self = statefun.Address{FunctionType: fn.typeName, Id: e.Target.ID}
-	if e.HasCaller {
-		ic.caller = statefun.Address{FunctionType: statefun.TypeNameFrom(e.Caller.Namespace + "/" + e.Caller.Type), Id: e.Caller.ID}
-	}
 	ic.kg = dataflow.KeyGroupFor(e.Target.ID, ic.op.maxP)
 	ic.now = ic.op.ctx.Clock().Now().UnixNano()
 }
@@ -100,8 +95,14 @@ func (ic *invocation) Caller() *statefun.Address {
 	if !ic.env.HasCaller {
 		return nil
 	}
-	c := ic.caller
+	// Built on demand: most functions never ask, and the typename costs
+	// an allocation.
+	c := e2a(ic.env.Caller)
 	return &c
+}
+
+func e2a(a envelope.Address) statefun.Address {
+	return statefun.Address{FunctionType: statefun.TypeNameFrom(a.Namespace + "/" + a.Type), Id: a.ID}
 }
 
 // Storage implements statefun.Context.
@@ -207,14 +208,13 @@ func (ic *invocation) SendEgress(eb statefun.EgressBuilder) {
 		ic.fail(fmt.Errorf("bad egress message: %w", err))
 		return
 	}
-	arg := &protocol.TypedValue{Typename: rec.Typename, HasValue: true, Value: rec.Value}
-	if err := ic.op.emitEgress(ic.env.Target, rec.Target.GetNamespace(), rec.Target.GetType(), arg); err != nil {
+	if err := ic.op.emitEgress(ic.env.Target, rec.Target.GetNamespace(), rec.Target.GetType(), rec.Typename, rec.Value); err != nil {
 		ic.fail(err)
 	}
 }
 
 // emitEgress sends a message to egress ns/name (contract §2.8).
-func (o *Operator) emitEgress(from envelope.Address, ns, name string, arg *protocol.TypedValue) error {
+func (o *Operator) emitEgress(from envelope.Address, ns, name, typename string, value []byte) error {
 	port, ok := o.egressPorts[FunctionType{ns, name}]
 	if !ok {
 		return fmt.Errorf("unknown egress %s/%s", ns, name)
@@ -224,9 +224,8 @@ func (o *Operator) emitEgress(from envelope.Address, ns, name string, arg *proto
 		Target:    envelope.Address{Namespace: ns, Type: name},
 		Caller:    from,
 		HasCaller: true,
-	}
-	if arg != nil {
-		e.Typename, e.Value = arg.Typename, arg.Value
+		Typename:  typename,
+		Value:     value,
 	}
 	return o.ctx.Output().Emit(port, dataflow.Record{Value: e})
 }

@@ -202,7 +202,12 @@ func (o *Operator) applyRemote(rf *remoteFn, id string, res *protocol.Invocation
 		o.scheduleNext()
 	}
 	for i, eg := range res.OutgoingEgresses {
-		if err := o.emitEgress(self, eg.EgressNamespace, eg.EgressType, eg.Argument); err != nil {
+		var typename string
+		var value []byte
+		if eg.Argument != nil {
+			typename, value = eg.Argument.Typename, eg.Argument.Value
+		}
+		if err := o.emitEgress(self, eg.EgressNamespace, eg.EgressType, typename, value); err != nil {
 			return fmt.Errorf("outgoing_egresses[%d]: %w", i, err)
 		}
 	}
